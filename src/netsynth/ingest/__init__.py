@@ -1,0 +1,173 @@
+"""Ingest real traffic from any supported input into one FlowSet (DESIGN section 3).
+
+`ingest(paths, ...)` walks files and folders, detects each file's format by content, reads captures in
+parallel (one NFStream meter per file, one worker per core), and merges everything through one FlowBuilder,
+so every input gets the same filtering and counting. A damaged file among many is reported and skipped.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from netsynth.errors import NetsynthError
+from netsynth.flows import FlowSet
+from netsynth.ingest.builder import FlowBuilder, IngestOptions, IngestReport
+from netsynth.ingest.labels import UNKNOWN_NDPI, LabelRule
+from netsynth.ingest.mirage import looks_like_mirage, read_mirage
+from netsynth.ingest.pcap import is_capture, read_capture
+from netsynth.ingest.tables import TableColumns, is_cesnet, read_cesnet, read_sequences, read_table
+
+__all__ = ["ingest", "detect_format", "IngestOptions", "IngestReport", "LabelRule", "TableColumns"]
+
+TABLE_SUFFIXES = {".csv", ".tsv", ".json", ".jsonl", ".ndjson", ".parquet"}
+
+
+def detect_format(path: Path) -> str:
+    """'capture', 'mirage', 'flowset', 'table' (CESNET or sequences), decided by content, not only by name."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if is_capture(head):
+        return "capture"
+    if head[:4] == b"PAR1":
+        import pyarrow.parquet as pq
+        from netsynth.flows import META_KEY
+        meta = pq.read_schema(path).metadata or {}
+        return "flowset" if META_KEY in meta else "table"
+    text = head.decode("utf-8", errors="replace")
+    if looks_like_mirage(text):
+        return "mirage"
+    if path.suffix.lower() in TABLE_SUFFIXES and text.strip():
+        return "table"
+    if path.suffix.lower() in (".pcap", ".pcapng", ".cap"):
+        raise NetsynthError(f"{path}: not a pcap or pcapng capture (unknown file header)")
+    raise NetsynthError(f"{path}: unknown format (not a capture, MIRAGE JSON, Parquet, CSV or JSON table)")
+
+
+def _expand(paths: Sequence[str | os.PathLike]) -> list[tuple[Path, Path]]:
+    """(file, root) pairs; folders are walked recursively, hidden files skipped."""
+    files = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise NetsynthError(f"{p}: no such file or folder")
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            if not found:
+                raise NetsynthError(f"{p}: folder holds no files")
+            files += [(f, p) for f in found]
+        else:
+            files.append((p, p.parent))
+    return files
+
+
+def _group_name(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root.parent if root.name else root))
+    except ValueError:
+        return path.name
+
+
+def ingest(paths: Sequence[str | os.PathLike], options: IngestOptions = IngestOptions(),
+           label_from: str | None = None, columns: TableColumns = TableColumns(), min_flows: int = 1,
+           workers: int | None = None, progress: Callable[[Iterable, int, str], Iterable] | None = None,
+           ) -> tuple[FlowSet, IngestReport]:
+    """Read every input into one FlowSet; returns it with a report of what was read, skipped and dropped."""
+    rule = LabelRule.parse(label_from)
+    report = IngestReport()
+    builder = FlowBuilder(options, report)
+    track = progress or (lambda it, total, what: it)
+    files = _expand(paths)
+    captures, others = [], []
+    for path, root in files:
+        try:
+            kind = detect_format(path)
+        except (NetsynthError, OSError) as e:
+            report.skipped.append((str(path), str(e).split(": ", 1)[-1]))
+            continue
+        (captures if kind == "capture" else others).append((path, root, kind))
+
+    if rule.kind == "ndpi" and others:
+        raise NetsynthError(f"{others[0][0]}: --label-from ndpi applies to captures only")
+    if rule.kind == "column" and captures:
+        raise NetsynthError(f"{captures[0][0]}: --label-from column:NAME applies to tables and JSON, not captures")
+
+    flowsets = []
+    for path, root, kind in others:
+        try:
+            if kind == "flowset":
+                flowsets.append(FlowSet.read(path))
+                report.inputs_read.append(str(path))
+                continue
+            if kind == "mirage":
+                records = list(read_mirage(path, rule))
+            else:
+                df = read_table(path)
+                records = list(read_cesnet(df, path, rule) if is_cesnet(df) else read_sequences(df, path, rule, columns))
+        except NetsynthError as e:
+            if len(files) == 1:
+                raise
+            report.skipped.append((str(path), str(e).split(": ", 1)[-1]))
+            continue
+        for sizes, dirs, label, group, iat in records:
+            builder.add(sizes, dirs, label, group, iat)
+        report.inputs_read.append(str(path))
+
+    if captures:
+        want_ndpi = rule.kind == "ndpi"
+        args = [(str(p), options.n_packets, options.keep_empty, want_ndpi) for p, _, _ in captures]
+        workers = workers or min(len(captures), os.cpu_count() or 1)
+        if workers > 1:
+            with ProcessPoolExecutor(workers) as pool:
+                futures = [pool.submit(read_capture, *a) for a in args]
+                results = _collect(track((f for f in futures), len(futures), "captures"))
+        else:
+            results = _collect(track((_Done(read_capture, a) for a in args), len(args), "captures"))
+        for (path, root, _), (flows, error) in zip(captures, results):
+            if error is not None:
+                if len(files) == 1:
+                    raise NetsynthError(error)
+                report.skipped.append((str(path), error.split(": ", 1)[-1]))
+                continue
+            report.inputs_read.append(str(path))
+            group = _group_name(path, root)
+            # by default the folder names the class: the MIRAGE and IoT Sentinel layout data/<label>/*.pcap
+            file_label = rule.for_file(path) if rule.kind == "map" else path.parent.name
+            for sizes, dirs, iat, app in flows:
+                label = (None if app in UNKNOWN_NDPI else app) if want_ndpi else file_label
+                builder.add(sizes, dirs, label, group, iat)
+
+    if not report.inputs_read:
+        reasons = "; ".join(f"{p}: {r}" for p, r in report.skipped[:3])
+        raise NetsynthError(f"no input could be read ({reasons})")
+    parts = []
+    if report.flows_seen:
+        parts.append(builder.build(min_flows=min_flows, meta={"sources": [str(p) for p in paths]}))
+    if flowsets:
+        parts += flowsets
+        report.flows_kept += sum(len(f) for f in flowsets)
+    flows = FlowSet.concat(parts) if len(parts) > 1 else parts[0]
+    if len(flows.classes) < 2:
+        source = report.inputs_read[0] if len(report.inputs_read) == 1 else f"{len(report.inputs_read)} inputs"
+        raise NetsynthError(f"{source}: labels have a single class ({flows.classes[0]!r}); "
+                            "a class-conditioned model needs at least two")
+    return flows, report
+
+
+class _Done:
+    """A finished-when-asked stand-in for a Future, so the serial path shares the collection code."""
+    def __init__(self, fn, args):
+        self.fn, self.args = fn, args
+
+    def result(self):
+        return self.fn(*self.args)
+
+
+def _collect(futures) -> list[tuple[list | None, str | None]]:
+    out = []
+    for fut in futures:
+        try:
+            out.append((fut.result(), None))
+        except NetsynthError as e:
+            out.append((None, str(e)))
+    return out
