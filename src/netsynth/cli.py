@@ -1,0 +1,140 @@
+"""The `netsynth` command: parses arguments, calls the library, prints results. No logic of its own."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from netsynth.errors import NetsynthError
+
+console = Console(stderr=True)
+out = Console()
+
+
+def track(iterable, total: int, what: str):
+    """A rich progress bar over `iterable` (on stderr, so piped output stays clean)."""
+    with Progress(TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task(what, total=total)
+        for item in iterable:
+            yield item
+            bar.advance(task)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="netsynth")
+def cli():
+    """netsynth: class-conditioned generative models of network flows, and how good they are."""
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="FlowSet Parquet file to write.")
+@click.option("--packets", "n_packets", default=10, show_default=True, help="Packets kept per flow (N).")
+@click.option("--keep-empty", is_flag=True, help="Keep zero-payload packets (bare SYN/ACK/FIN).")
+@click.option("--max-size", default=1500, show_default=True, help="Payloads above this are clipped to it (and counted).")
+@click.option("--label-from", default=None, metavar="folder|ndpi|column:NAME|map:FILE.csv",
+              help="Where labels come from [default: folder for captures, BF_label for MIRAGE, APP for CESNET].")
+@click.option("--sequence-column", default=None, help="Table column of signed lengths (+ upstream, - downstream).")
+@click.option("--size-column", default=None, help="Table column of payload sizes (with --direction-column).")
+@click.option("--direction-column", default=None, help="Table column of directions (> 0 upstream).")
+@click.option("--group-column", default=None, help="Table column naming each flow's capture/session, for group splits.")
+@click.option("--min-flows", default=1, show_default=True, help="Drop classes with fewer flows.")
+@click.option("--workers", default=None, type=int, help="Parallel capture readers [default: one per core].")
+def ingest(inputs, output, n_packets, keep_empty, max_size, label_from, sequence_column, size_column,
+           direction_column, group_column, min_flows, workers):
+    """Read captures, MIRAGE JSON, CESNET or sequence tables into one FlowSet (Parquet)."""
+    from netsynth.ingest import IngestOptions, TableColumns, ingest as run_ingest
+
+    options = IngestOptions(n_packets=n_packets, keep_empty=keep_empty, max_size=max_size)
+    columns = TableColumns(sequence=sequence_column, size=size_column, direction=direction_column, group=group_column)
+    flows, report = run_ingest(inputs, options, label_from=label_from, columns=columns, min_flows=min_flows,
+                               workers=workers, progress=track)
+    flows.write(output)
+    for path, reason in report.skipped:
+        console.print(f"[yellow]skipped[/] {path}: {reason}")
+    small = report.dropped_small_classes
+    out.print(f"read {len(report.inputs_read)} inputs, skipped {len(report.skipped)}; "
+              f"kept {report.flows_kept} flows in {len(flows.classes)} classes; dropped {report.dropped_empty} empty, "
+              f"{report.dropped_unlabeled} unlabeled, {sum(small.values())} in small classes"
+              + (f" ({', '.join(f'{c}: {k}' for c, k in small.items())})" if small else "")
+              + f"; clipped {report.packets_clipped} packets above {max_size} bytes")
+    out.print(f"wrote {output}")
+
+
+@cli.command()
+@click.argument("flowset", type=click.Path(dir_okay=False))
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write length and size histograms (PNG).")
+def inspect(flowset, plot):
+    """Classes, counts, flow lengths and sizes of a FlowSet."""
+    from netsynth.inspect import class_summary, plot_summary
+    from netsynth.flows import FlowSet
+
+    flows = FlowSet.read(flowset)
+    rows = class_summary(flows)
+    table = Table(title=f"{flowset}: {len(flows)} flows, {len(flows.classes)} classes, N={flows.n_packets}"
+                        + (f", {len(set(flows.group.tolist()))} groups" if flows.group is not None else ""))
+    for col in ("class", "flows", "share", "mean length", "mean up bytes", "mean down bytes", "distinct sequences"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for r in rows:
+        table.add_row(r["class"], str(r["flows"]), f"{r['share']:.1%}", f"{r['mean_length']:.2f}",
+                      f"{r['mean_up']:.0f}", f"{r['mean_down']:.0f}", str(r["distinct"]))
+    out.print(table)
+    lengths = flows.length
+    hist = "  ".join(f"{k}:{int((lengths == k).sum())}" for k in range(1, flows.n_packets + 1))
+    out.print(f"flow length histogram  {hist}")
+    if plot:
+        plot_summary(flows, plot)
+        out.print(f"wrote {plot}")
+
+
+@cli.command("demo-data")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--flows-per-class", default=60, show_default=True)
+@click.option("--files-per-class", default=4, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+def demo_data(out_dir, flows_per_class, files_per_class, seed):
+    """Write the built-in SIMULATED corpus: pcap files for a handful of application profiles."""
+    from netsynth.demo import write_demo_data
+
+    if flows_per_class < 1 or files_per_class < 1:
+        raise NetsynthError("--flows-per-class and --files-per-class must be at least 1")
+    counts = write_demo_data(out_dir, flows_per_class=flows_per_class, files_per_class=files_per_class, seed=seed)
+    out.print(f"wrote {sum(counts.values())} simulated biflows in {len(counts)} classes "
+              f"({', '.join(counts)}) to {out_dir}/<class>/capture-*.pcap")
+
+
+@cli.command()
+@click.argument("out_dir", type=click.Path(file_okay=False), default="demo", required=False)
+@click.option("--seed", default=0, show_default=True)
+def quickstart(out_dir, seed):
+    """The whole pipeline on the built-in simulated corpus: demo-data, ingest, inspect."""
+    ctx = click.get_current_context()
+    root = Path(out_dir)
+    ctx.invoke(demo_data, out_dir=str(root / "data"), seed=seed)
+    ctx.invoke(ingest, inputs=(str(root / "data"),), output=str(root / "flows.parquet"))
+    ctx.invoke(inspect, flowset=str(root / "flows.parquet"), plot=str(root / "flows.png"))
+
+
+def main(argv=None):
+    try:
+        cli.main(args=argv, prog_name="netsynth", standalone_mode=False)
+    except NetsynthError as e:
+        console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        console.print("aborted")
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(os.environ.get("NETSYNTH_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+requires_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(),
+                                     reason=f"real data folder {SHARED_DATA} is absent (CI has it beside the clone)")
+
+
+@pytest.fixture(scope="session")
+def iot_flows():
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} is absent")
+    from netsynth.ingest import ingest
+    flows, _ = ingest([SHARED_DATA / "iot-sentinel"])
+    return flows
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory):
+    from netsynth.demo import write_demo_data
+    out = tmp_path_factory.mktemp("demo") / "data"
+    write_demo_data(out, flows_per_class=24, files_per_class=4, seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo_flows(demo_dir):
+    from netsynth.ingest import ingest
+    flows, _ = ingest([demo_dir], workers=1)
+    return flows
