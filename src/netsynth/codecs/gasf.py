@@ -1,0 +1,59 @@
+"""TrafficMatrix2Image and back: Gramian Angular Summation Field images of signed lengths (DESIGN section 4).
+
+Signed lengths are scaled into [PAD_GAP, 1] and padding sits at 0, so every value x has one angle
+phi = arccos(x) in [0, pi/2] and GASF[i, j] = cos(phi_i + phi_j). The inverse is NetDiffus-NR's
+refinement: phi_i + phi_j = arccos(GASF[i, j]) holds for every entry, so phi is the least-squares
+solution over the whole image, not only the diagonal; generated images, which are never exact GASFs,
+map back far more accurately this way.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+PAD_GAP = 0.1  # real packets scale into [PAD_GAP, 1]; values below PAD_GAP / 2 read back as padding
+
+
+def scale(signed: np.ndarray, max_size: int) -> np.ndarray:
+    """Signed lengths [n, N] (0 = padding) to values in [0, 1]."""
+    signed = np.asarray(signed, dtype=np.float64)
+    x = PAD_GAP + (1 - PAD_GAP) * (signed + max_size) / (2 * max_size)
+    return np.where(signed == 0, 0.0, x)
+
+
+def unscale(x: np.ndarray, max_size: int) -> np.ndarray:
+    """Values to signed lengths; padding from the first value below PAD_GAP / 2 on; at least one packet."""
+    raw = ((np.asarray(x) - PAD_GAP) / (1 - PAD_GAP)) * (2 * max_size) - max_size
+    signed = np.clip(np.rint(raw), -max_size, max_size).astype(np.int64)
+    signed[signed == 0] = np.where(raw[signed == 0] >= 0, 1, -1)
+    real = np.asarray(x) >= PAD_GAP / 2
+    real[:, 0] = True
+    alive = np.cumprod(real, axis=1).astype(bool)
+    return np.where(alive, signed, 0)
+
+
+def to_gasf(signed: np.ndarray, max_size: int) -> np.ndarray:
+    """[n, N] signed lengths to float32 [n, N, N] images in [-1, 1]."""
+    phi = np.arccos(scale(signed, max_size))
+    return np.cos(phi[:, :, None] + phi[:, None, :]).astype(np.float32)
+
+
+@lru_cache(maxsize=8)
+def _solver(N: int) -> np.ndarray:
+    """Pseudo-inverse of the N^2 x N system phi_i + phi_j = b_ij."""
+    A = np.zeros((N * N, N))
+    for i in range(N):
+        for j in range(N):
+            A[i * N + j, i] += 1
+            A[i * N + j, j] += 1
+    return np.linalg.pinv(A)
+
+
+def from_gasf(images: np.ndarray, max_size: int) -> np.ndarray:
+    """[n, N, N] images to [n, N] signed lengths by least squares over every entry."""
+    images = np.asarray(images, dtype=np.float64)
+    n, N, _ = images.shape
+    b = np.arccos(np.clip(images, -1.0, 1.0)).reshape(n, N * N)
+    phi = np.clip(b @ _solver(N).T, 0.0, np.pi / 2)
+    return unscale(np.cos(phi), max_size)

@@ -1,0 +1,182 @@
+"""The one interface of every generator, and the registry that maps a kind to its class (DESIGN section 5).
+
+scikit-learn/SDV habits: settings go to `__init__` (a config dataclass per kind), nothing is learned there;
+`fit(train)` returns self; `sample(counts, seed)` returns a FlowSet; `save(dir)` writes config.json and
+model.safetensors (never a pickle); `netsynth.load(dir)` restores any kind from config.json.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import ClassVar, Mapping
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from netsynth.errors import NetsynthError
+from netsynth.fileio import atomic_path
+from netsynth.flows import FlowSet
+
+REGISTRY: dict[str, type["Generator"]] = {}
+CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
+
+
+def register(cls):
+    REGISTRY[cls.kind] = cls
+    return cls
+
+
+def data_hash(flows: FlowSet) -> str:
+    h = hashlib.sha256()
+    for a in (flows.size, flows.direction, flows.codes):
+        h.update(np.ascontiguousarray(a).tobytes())
+    h.update("\0".join(flows.classes).encode())
+    return h.hexdigest()[:16]
+
+
+class Generator:
+    kind: ClassVar[str]
+    Config: ClassVar[type]
+    description: ClassVar[str] = ""
+
+    def __init__(self, **settings):
+        names = [f.name for f in dataclasses.fields(self.Config)]
+        unknown = sorted(set(settings) - set(names))
+        if unknown:
+            raise NetsynthError(f"unknown setting(s) {unknown} for {self.kind}; valid: {names}")
+        self.config = self.Config(**settings)
+        self.classes_: tuple[str, ...] | None = None
+
+    # the interface -------------------------------------------------------------------------------------
+    def fit(self, train: FlowSet, **options) -> "Generator":
+        if len(train) == 0:
+            raise NetsynthError(f"{self.kind}: the training set is empty")
+        present = [c for c, k in train.class_counts().items() if k > 0]
+        if len(present) < 2:
+            raise NetsynthError(f"{self.kind}: the training set has {len(present)} class(es) with flows; "
+                                "a class-conditioned generator needs at least two")
+        train = train.select(present)
+        self.classes_ = train.classes
+        self.n_packets_ = train.n_packets
+        self.max_size_ = int(train.meta.get("options", {}).get("max_size", 1500))
+        self.max_size_ = max(self.max_size_, int(train.size.max()))
+        self.data_hash_ = data_hash(train)
+        self._fit(train, **options)
+        return self
+
+    def sample(self, counts: Mapping[str, int] | None = None, *, n_per_class: int | None = None, seed: int = 0) -> FlowSet:
+        """Synthetic flows: `counts` {class: n}, or `n_per_class` of every class the model knows."""
+        self._check_fitted()
+        if (counts is None) == (n_per_class is None):
+            raise NetsynthError("give either counts {class: n} or n_per_class")
+        if counts is None:
+            counts = {c: n_per_class for c in self.classes_}
+        unknown = sorted(set(counts) - set(self.classes_))
+        if unknown:
+            raise NetsynthError(f"class(es) {unknown} were not in the training data of this {self.kind} model; "
+                                f"known: {list(self.classes_)}")
+        if any(int(n) < 0 for n in counts.values()):
+            raise NetsynthError("counts must be non-negative")
+        codes = np.concatenate([np.full(int(n), self.classes_.index(c), dtype=np.int32) for c, n in counts.items()]
+                               or [np.zeros(0, np.int32)])
+        if len(codes) == 0:
+            return FlowSet(np.zeros((0, self.n_packets_)), np.zeros((0, self.n_packets_)), codes, self.classes_)
+        flows = self._sample(codes, seed)
+        assert flows.classes == self.classes_ and np.array_equal(flows.codes, codes)
+        assert (flows.size[flows.direction != 0] >= 1).all() and flows.size.max() <= self.max_size_
+        flows.meta = {"generator": self.kind, "seed": seed}
+        return flows
+
+    def save(self, path: str | os.PathLike) -> Path:
+        self._check_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        config = {"kind": self.kind, "settings": dataclasses.asdict(self.config), "classes": list(self.classes_),
+                  "n_packets": self.n_packets_, "max_size": self.max_size_, "data_hash": self.data_hash_,
+                  "netsynth_version": _version(), **self._extra_config()}
+        with atomic_path(path / WEIGHTS_FILE) as tmp:
+            save_file({k: np.ascontiguousarray(v) for k, v in self._state().items()}, str(tmp))
+        with atomic_path(path / CONFIG_FILE) as tmp:
+            tmp.write_text(json.dumps(config, indent=2))
+        return path
+
+    @classmethod
+    def from_config(cls, config: dict, state: dict[str, np.ndarray]) -> "Generator":
+        model = cls(**config["settings"])
+        model.classes_ = tuple(config["classes"])
+        model.n_packets_, model.max_size_, model.data_hash_ = config["n_packets"], config["max_size"], config["data_hash"]
+        model._restore(config, state)
+        return model
+
+    @property
+    def n_parameters(self) -> int:
+        """Trainable parameters (neural models) or stored numbers (the others)."""
+        self._check_fitted()
+        return int(sum(np.asarray(v).size for v in self._state().values()))
+
+    def __repr__(self) -> str:
+        state = f"{len(self.classes_)} classes" if self.classes_ else "unfitted"
+        return f"{type(self).__name__}({state}, {self.config})"
+
+    # what each kind implements ---------------------------------------------------------------------------
+    def _fit(self, train: FlowSet, **options) -> None:
+        raise NotImplementedError
+
+    def _sample(self, codes: np.ndarray, seed: int) -> FlowSet:
+        raise NotImplementedError
+
+    def _state(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _restore(self, config: dict, state: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def _extra_config(self) -> dict:
+        return {}
+
+    def _check_fitted(self):
+        if self.classes_ is None:
+            raise NetsynthError(f"this {self.kind} model is not fitted: call fit(train) or netsynth.load(dir) first")
+
+
+def _version() -> str:
+    from netsynth import __version__
+    return __version__
+
+
+def create(kind: str, **settings) -> Generator:
+    _import_all()
+    if kind not in REGISTRY:
+        raise NetsynthError(f"unknown model kind {kind!r}; known kinds: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[kind](**settings)
+
+
+def load(path: str | os.PathLike) -> Generator:
+    _import_all()
+    path = Path(path)
+    cfg_path = path / CONFIG_FILE
+    if not cfg_path.is_file() or not (path / WEIGHTS_FILE).is_file():
+        raise NetsynthError(f"{path}: not a netsynth model folder (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
+    try:
+        config = json.loads(cfg_path.read_text())
+        kind = config["kind"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise NetsynthError(f"{cfg_path}: not a netsynth model config") from None
+    if kind not in REGISTRY:
+        raise NetsynthError(f"{cfg_path}: unknown model kind {kind!r}; known kinds: {', '.join(sorted(REGISTRY))}")
+    try:
+        state = load_file(str(path / WEIGHTS_FILE))
+    except Exception as e:  # safetensors raises its own error types for damaged files
+        raise NetsynthError(f"{path / WEIGHTS_FILE}: damaged weights ({e})") from None
+    try:
+        return REGISTRY[kind].from_config(config, state)
+    except (KeyError, RuntimeError, ValueError, TypeError) as e:
+        raise NetsynthError(f"{path}: config and weights do not match a {kind} model ({str(e).splitlines()[0]})") from None
+
+
+def _import_all():
+    """Kinds register themselves on import; import them all before looking one up."""
+    from netsynth.models import cvae, diffusion, fast_retransmit, llama, mamba, markov, smote  # noqa: F401

@@ -1,0 +1,33 @@
+"""llama: a small LLaMA-style decoder (transformers LlamaForCausalLM) over flow tokens, the paper's best model."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from netsynth.models.base import register
+from netsynth.models.sequence import CausalLMGenerator, SamplingSettings
+from netsynth.train import TrainSettings
+
+
+@dataclass
+class LlamaConfig(SamplingSettings, TrainSettings):
+    hidden_size: int = 160
+    intermediate_size: int = 320
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 8
+
+
+@register
+class Llama(CausalLMGenerator):
+    kind = "llama"
+    Config = LlamaConfig
+    description = "LLaMA-style transformer over flow tokens (paper: hidden 160, intermediate 320, 4 layers, 8 heads)"
+
+    def _build(self):
+        from transformers import LlamaConfig as HFConfig, LlamaForCausalLM
+
+        c = self.config
+        return LlamaForCausalLM(HFConfig(
+            vocab_size=self.codec_.vocab_size, hidden_size=c.hidden_size, intermediate_size=c.intermediate_size,
+            num_hidden_layers=c.num_hidden_layers, num_attention_heads=c.num_attention_heads,
+            max_position_embeddings=self.codec_.seq_len, pad_token_id=0, eos_token_id=1, bos_token_id=None,
+            tie_word_embeddings=False))

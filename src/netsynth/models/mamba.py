@@ -1,0 +1,36 @@
+"""mamba: a small Mamba state-space model (transformers MambaForCausalLM) over flow tokens.
+
+transformers uses the CUDA kernels (mamba-ssm, causal-conv1d) when they are installed and falls back to
+its PyTorch reference implementation otherwise, so the same code runs on a CPU.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from netsynth.models.base import register
+from netsynth.models.sequence import CausalLMGenerator, SamplingSettings
+from netsynth.train import TrainSettings
+
+
+@dataclass
+class MambaConfig(SamplingSettings, TrainSettings):
+    hidden_size: int = 72
+    intermediate_size: int = 144
+    num_hidden_layers: int = 4
+    state_size: int = 16
+
+
+@register
+class Mamba(CausalLMGenerator):
+    kind = "mamba"
+    Config = MambaConfig
+    description = "Mamba state-space model over flow tokens (paper: hidden 72, intermediate 144, 4 layers)"
+
+    def _build(self):
+        from transformers import MambaConfig as HFConfig, MambaForCausalLM
+
+        c = self.config
+        return MambaForCausalLM(HFConfig(
+            vocab_size=self.codec_.vocab_size, hidden_size=c.hidden_size, intermediate_size=c.intermediate_size,
+            num_hidden_layers=c.num_hidden_layers, state_size=c.state_size, pad_token_id=0, eos_token_id=1,
+            bos_token_id=None, tie_word_embeddings=False))

@@ -1,0 +1,57 @@
+"""What the neural generators share: a torch module built from the config, trained by the one loop."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import torch
+
+from netsynth.flows import FlowSet
+from netsynth.models.base import Generator
+from netsynth.train import fit_module, resolve_device
+
+
+class NeuralGenerator(Generator):
+    def _build(self) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def _tensors(self, train: FlowSet) -> tuple[torch.Tensor, ...]:
+        raise NotImplementedError
+
+    def _loss(self, module, *batch) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _prepare(self, train: FlowSet) -> None:
+        """Learn the representation (codec) from the training data before the module is built."""
+
+    def _fit(self, train: FlowSet, checkpoint_dir=None, resume=False, verbose=False) -> None:
+        self._prepare(train)
+        torch.manual_seed(self.config.seed)
+        self.module_ = self._build()
+        log = (lambda msg: print(msg, file=sys.stderr)) if verbose else None
+        if log:
+            log(f"{self.kind}: {self.n_parameters:,} trainable parameters, {len(train)} flows, "
+                f"{len(self.classes_)} classes, device {resolve_device(self.config.device)}")
+        self.history_ = fit_module(self.module_, self._loss, self._tensors(train), self.config,
+                                   checkpoint_dir=checkpoint_dir, resume=resume, log=log)
+
+    @property
+    def device(self) -> torch.device:
+        return resolve_device(self.config.device)
+
+    @property
+    def n_parameters(self) -> int:
+        self._check_fitted()
+        return sum(p.numel() for p in self.module_.parameters() if p.requires_grad)
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy() for k, v in self.module_.state_dict().items()}
+
+    def _restore(self, config: dict, state: dict[str, np.ndarray]) -> None:
+        self._restore_codec(config)
+        self.module_ = self._build()
+        self.module_.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+        self.module_.eval()
+
+    def _restore_codec(self, config: dict) -> None:
+        """Rebuild the representation from config.json before the module is built."""

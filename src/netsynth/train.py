@@ -1,0 +1,190 @@
+"""The one training loop of the neural generators.
+
+Hugging Face Accelerate places the model and batches (CUDA when there is one, else the CPU with all its
+cores) and is what lets `accelerate launch` spread the same code over several GPUs or nodes. AdamW with a
+linear warm-up and cosine decay, a validation split with early stopping (the best weights are kept), a
+checkpoint after every epoch that `resume=True` continues from, and a fixed seed that gives the same model.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from netsynth.errors import NetsynthError
+from netsynth.fileio import atomic_path
+
+CHECKPOINT = "checkpoint"
+
+
+@dataclass
+class TrainSettings:
+    """Training settings shared by every neural generator (part of each one's config)."""
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.05
+    val_fraction: float = 0.1
+    patience: int = 5  # epochs without a better validation loss before stopping
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise NetsynthError("--device cuda: no CUDA GPU is available here (use --device auto or cpu)")
+    if name not in ("cpu", "cuda"):
+        raise NetsynthError(f"--device must be auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+def use_all_cores():
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def fit_module(module: torch.nn.Module, loss_fn: Callable, tensors: tuple[torch.Tensor, ...], settings: TrainSettings,
+               checkpoint_dir: str | os.PathLike | None = None, resume: bool = False, log: Callable[[str], None] | None = None,
+               ) -> dict:
+    """Train `module` in place on `tensors` (first dimension = examples); returns a history dict.
+
+    loss_fn(module, *batch) -> scalar loss. Ends with the weights of the best validation epoch.
+    """
+    from accelerate import Accelerator
+
+    log = log or (lambda msg: None)
+    device = resolve_device(settings.device)
+    use_all_cores()
+    accelerator = Accelerator(cpu=device.type == "cpu")
+    n = len(tensors[0])
+    rng = np.random.default_rng(settings.seed)
+    order = rng.permutation(n)
+    n_val = int(round(n * settings.val_fraction)) if n >= 20 else 0
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    train_set = torch.utils.data.TensorDataset(*(t[train_idx] for t in tensors))
+    val = tuple(t[val_idx] for t in tensors)
+    loader = torch.utils.data.DataLoader(train_set, batch_size=settings.batch_size, shuffle=True,
+                                         generator=torch.Generator().manual_seed(settings.seed))
+    optimizer = torch.optim.AdamW(module.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    total_steps = max(1, settings.epochs * len(loader))
+    warmup = max(1, int(settings.warmup_fraction * total_steps))
+
+    def lr_at(step):
+        if step < warmup:
+            return settings.lr * (step + 1) / warmup
+        return settings.lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total_steps - warmup)))
+
+    history = {"epochs": [], "train_loss": [], "val_loss": [], "seconds": []}
+    start_epoch, best, best_state, since_best = 0, math.inf, None, 0
+    ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir else None
+    if resume:
+        if ckpt is None or not (ckpt / "state.json").is_file():
+            raise NetsynthError(f"--resume: no checkpoint in {checkpoint_dir}")
+        state = json.loads((ckpt / "state.json").read_text())
+        module.load_state_dict(load_file(str(ckpt / "model.safetensors")))
+        best_state = load_file(str(ckpt / "best.safetensors"))
+        _load_optimizer(optimizer, load_file(str(ckpt / "optimizer.safetensors")))
+        start_epoch, best, since_best, history = state["epoch"] + 1, state["best"], state["since_best"], state["history"]
+        loader.generator.manual_seed(settings.seed + start_epoch)
+        log(f"resumed after epoch {start_epoch} (best validation loss {best:.4f})")
+
+    module, optimizer, loader = accelerator.prepare(module, optimizer, loader)
+    step = start_epoch * len(loader)
+    for epoch in range(start_epoch, settings.epochs):
+        if since_best >= settings.patience:
+            break
+        t0 = time.perf_counter()
+        module.train()
+        total, count = 0.0, 0
+        for batch in _progress(loader, f"epoch {epoch + 1}/{settings.epochs}"):
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step)
+            loss = loss_fn(module, *batch)
+            optimizer.zero_grad(set_to_none=True)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(module.parameters(), 1.0)
+            optimizer.step()
+            step += 1
+            total += loss.item() * len(batch[0])
+            count += len(batch[0])
+        train_loss = total / max(1, count)
+        val_loss = _evaluate(module, loss_fn, val, settings.batch_size, accelerator.device) if n_val else train_loss
+        seconds = time.perf_counter() - t0
+        for key, value in zip(history, (epoch + 1, train_loss, val_loss, seconds)):
+            history[key].append(value)
+        if val_loss < best - 1e-6:
+            best, since_best = val_loss, 0
+            best_state = {k: v.detach().cpu().clone() for k, v in accelerator.unwrap_model(module).state_dict().items()}
+        else:
+            since_best += 1
+        log(f"epoch {epoch + 1}/{settings.epochs}  train loss {train_loss:.4f}  val loss {val_loss:.4f}  {seconds:.1f} s"
+            + ("  (best)" if since_best == 0 else ""))
+        if ckpt is not None:
+            _save_checkpoint(ckpt, accelerator.unwrap_model(module), best_state, optimizer,
+                             {"epoch": epoch, "best": best, "since_best": since_best, "history": history})
+        if not math.isfinite(train_loss):
+            raise NetsynthError(f"training diverged at epoch {epoch + 1} (loss {train_loss}); lower --lr")
+    module = accelerator.unwrap_model(module)
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    history["best_val_loss"] = best
+    return history
+
+
+@torch.no_grad()
+def _evaluate(module, loss_fn, tensors, batch_size, device) -> float:
+    module.eval()
+    total = 0.0
+    n = len(tensors[0])
+    for i in range(0, n, batch_size):
+        batch = [t[i:i + batch_size].to(device) for t in tensors]
+        total += loss_fn(module, *batch).item() * len(batch[0])
+    return total / n
+
+
+def _progress(loader, desc):
+    if not sys.stderr.isatty():
+        return loader
+    from rich.progress import track
+    return track(loader, description=desc, transient=True)
+
+
+def _save_checkpoint(ckpt: Path, module, best_state, optimizer, state: dict):
+    """Each file is replaced whole; state.json last, so it only ever names a complete checkpoint."""
+    ckpt.mkdir(parents=True, exist_ok=True)
+    files = {"model.safetensors": {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()},
+             "best.safetensors": {k: v.contiguous() for k, v in best_state.items()},
+             "optimizer.safetensors": _flatten_optimizer(optimizer)}
+    for name, tensors in files.items():
+        with atomic_path(ckpt / name) as tmp:
+            save_file(tensors, str(tmp))
+    with atomic_path(ckpt / "state.json") as tmp:
+        tmp.write_text(json.dumps(state))
+
+
+def _flatten_optimizer(optimizer) -> dict[str, torch.Tensor]:
+    flat = {}
+    for pid, entry in optimizer.state_dict()["state"].items():
+        for key, value in entry.items():
+            flat[f"{pid}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    return flat
+
+
+def _load_optimizer(optimizer, flat: dict[str, torch.Tensor]):
+    state: dict[int, dict] = {}
+    for name, value in flat.items():
+        pid, key = name.split(".", 1)
+        state.setdefault(int(pid), {})[key] = value
+    optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
