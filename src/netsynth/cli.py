@@ -1,6 +1,7 @@
 """The `netsynth` command: parses arguments, calls the library, prints results. No logic of its own."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -106,6 +107,137 @@ def demo_data(out_dir, flows_per_class, files_per_class, seed):
     counts = write_demo_data(out_dir, flows_per_class=flows_per_class, files_per_class=files_per_class, seed=seed)
     out.print(f"wrote {sum(counts.values())} simulated biflows in {len(counts)} classes "
               f"({', '.join(counts)}) to {out_dir}/<class>/capture-*.pcap")
+
+
+def parse_settings(pairs) -> dict:
+    """--set key=value pairs; values read as JSON where they can be (numbers, lists, true/false)."""
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise NetsynthError(f"--set takes key=value, got {pair!r}")
+        try:
+            settings[key] = json.loads(value)
+        except json.JSONDecodeError:
+            settings[key] = value
+    return settings
+
+
+@cli.command()
+@click.argument("kind")
+@click.argument("train_file", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Model folder to write.")
+@click.option("--epochs", type=int, default=None, help="Training epochs (neural models).")
+@click.option("--batch-size", type=int, default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--device", default=None, help="auto | cpu | cuda (neural models).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any model setting (see `netsynth models`).")
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint in the output folder.")
+def train(kind, train_file, output, epochs, batch_size, lr, seed, device, sets, resume):
+    """Train a generator of KIND on a FlowSet and save it to a folder."""
+    from netsynth.flows import FlowSet
+    from netsynth.models import create
+    from netsynth.models.neural import NeuralGenerator
+
+    given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "device": device}
+    settings = {**{k: v for k, v in given.items() if v is not None}, **parse_settings(sets)}
+    model = create(kind, **settings)
+    flows = FlowSet.read(train_file)
+    options = {"checkpoint_dir": output, "resume": resume, "verbose": True} if isinstance(model, NeuralGenerator) else {}
+    if resume and not options:
+        raise NetsynthError(f"--resume applies to neural models; {kind} trains in one pass")
+    model.fit(flows, **options)
+    model.save(output)
+    out.print(f"trained {kind} ({model.n_parameters:,} parameters) on {len(flows)} flows, "
+              f"{len(model.classes_)} classes; wrote {output}")
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+@click.option("--per-class", type=int, default=None, help="Flows per class.")
+@click.option("--like", type=click.Path(dir_okay=False), default=None, help="Same class counts as this FlowSet.")
+@click.option("--counts", "counts_file", type=click.Path(dir_okay=False), default=None, help="CSV of label,count.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--temperature", type=float, default=None, help="Sampling temperature (sequence models).")
+@click.option("--top-k", type=int, default=None, help="Sample among the k most likely tokens (sequence models).")
+def generate(model_dir, output, per_class, like, counts_file, seed, temperature, top_k):
+    """Generate synthetic flows from a trained model."""
+    from netsynth.flows import FlowSet
+    from netsynth.models import load
+
+    if sum(x is not None for x in (per_class, like, counts_file)) != 1:
+        raise NetsynthError("give exactly one of --per-class, --like, --counts")
+    model = load(model_dir)
+    for name, value in (("temperature", temperature), ("top_k", top_k)):
+        if value is not None:
+            if not hasattr(model.config, name):
+                raise NetsynthError(f"--{name.replace('_', '-')} applies to sequence models, not {model.kind}")
+            setattr(model.config, name, value)
+    if per_class is not None:
+        synth = model.sample(n_per_class=per_class, seed=seed)
+    else:
+        counts = FlowSet.read(like).class_counts() if like else read_counts(counts_file)
+        synth = model.sample({c: k for c, k in counts.items() if k > 0}, seed=seed)
+    synth.write(output)
+    out.print(f"generated {len(synth)} flows in {len(synth.classes)} classes with {model.kind}; wrote {output}")
+
+
+def read_counts(path) -> dict[str, int]:
+    import csv
+
+    try:
+        with open(path, newline="") as f:
+            rows = [r for r in csv.reader(f) if r]
+    except OSError as e:
+        raise NetsynthError(f"{path}: cannot read ({e.strerror})") from None
+    if rows and rows[0][:2] == ["label", "count"]:
+        rows = rows[1:]
+    try:
+        return {r[0]: int(r[1]) for r in rows}
+    except (IndexError, ValueError):
+        raise NetsynthError(f"{path}: expected rows of label,count") from None
+
+
+@cli.command()
+@click.argument("small_file", type=click.Path(dir_okay=False))
+@click.option("--method", required=True, help="smote, fast-retransmit, or a trained model folder.")
+@click.option("--to-majority-of", "full_file", required=True, type=click.Path(dir_okay=False),
+              help="Top every class up to the largest class of this FlowSet.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+@click.option("--seed", default=0, show_default=True)
+def augment(small_file, method, full_file, output, seed):
+    """Top a small FlowSet up with synthetic flows to the majority-class size of a full one."""
+    from netsynth.augment import top_up
+    from netsynth.flows import FlowSet
+    from netsynth.models import create, load
+
+    small = FlowSet.read(small_file)
+    target = max(FlowSet.read(full_file).class_counts().values())
+    generator = create(method).fit(small) if method in ("smote", "fast-retransmit") else load(method)
+    result = top_up(small, generator, target, seed=seed)
+    result.write(output)
+    out.print(f"{len(small)} real + {len(result) - len(small)} synthetic ({method}) flows, "
+              f"{target} per class; wrote {output}")
+
+
+@cli.command()
+def models():
+    """Model kinds, their default settings and parameter counts."""
+    import dataclasses
+
+    from netsynth.models.base import REGISTRY, _import_all
+
+    _import_all()
+    table = Table(title="generators (parameters for 10 classes, N=10, max size 1500, full vocabulary)")
+    for col in ("kind", "parameters", "what it is", "default settings"):
+        table.add_column(col)
+    for kind, cls in sorted(REGISTRY.items()):
+        count = cls.nominal_parameters(n_classes=10, n_packets=10, max_size=1500)
+        defaults = ", ".join(f"{f.name}={getattr(cls.Config(), f.name)}" for f in dataclasses.fields(cls.Config))
+        table.add_row(kind, f"{count:,}" if count is not None else "data", cls.description, defaults or "-")
+    out.print(table)
 
 
 @cli.command()

@@ -128,6 +128,8 @@ class FlowSet:
     # dataset operations ---------------------------------------------------------------------------------
     def take(self, index) -> "FlowSet":
         index = np.asarray(index)
+        if index.dtype != bool:
+            index = index.astype(np.int64)
         return FlowSet(self.size[index], self.direction[index], self.codes[index], self.classes,
                        group=None if self.group is None else self.group[index],
                        iat=None if self.iat is None else self.iat[index], meta=dict(self.meta))

@@ -117,6 +117,11 @@ class Generator:
         self._check_fitted()
         return int(sum(np.asarray(v).size for v in self._state().values()))
 
+    @classmethod
+    def nominal_parameters(cls, n_classes: int, n_packets: int, max_size: int) -> int | None:
+        """Parameters of a default-sized model for a dataset of this shape; None where the model is the data."""
+        return None
+
     def __repr__(self) -> str:
         state = f"{len(self.classes_)} classes" if self.classes_ else "unfitted"
         return f"{type(self).__name__}({state}, {self.config})"

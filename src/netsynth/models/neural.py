@@ -12,6 +12,15 @@ from netsynth.train import fit_module, resolve_device
 
 
 class NeuralGenerator(Generator):
+    @classmethod
+    def nominal_parameters(cls, n_classes: int, n_packets: int, max_size: int) -> int:
+        model = cls()
+        model.classes_ = tuple(f"class{i}" for i in range(n_classes))
+        model.n_packets_, model.max_size_ = n_packets, max_size
+        model._restore_codec({"codec": {"classes": list(model.classes_), "n_packets": n_packets,
+                                        "max_size": max_size, "observed": None}})
+        return sum(p.numel() for p in model._build().parameters())
+
     def _build(self) -> torch.nn.Module:
         raise NotImplementedError
 

@@ -1,0 +1,168 @@
+"""One conformance test run over every registered generator kind, with tiny settings."""
+import json
+
+import numpy as np
+import pytest
+
+import netsynth
+from conftest import SHARED_DATA
+from netsynth import FlowSet, NetsynthError
+from netsynth.models.base import REGISTRY, _import_all
+
+_import_all()
+TINY = {
+    "llama": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, epochs=2),
+    "mamba": dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, epochs=2),
+    "diffusion": dict(base_channels=8, epochs=2, sample_steps=3),
+    "cvae": dict(hidden_sizes=[32, 16], latent_size=4, epochs=2),
+    "markov": {}, "smote": {}, "fast-retransmit": {},
+}
+KINDS = sorted(REGISTRY)
+
+
+def test_every_registered_kind_is_covered():
+    assert set(TINY) == set(REGISTRY)
+
+
+@pytest.fixture(scope="module")
+def small_train(request):
+    """A small real subset (IoT Sentinel, 4 classes, at most 30 flows each); the demo corpus without ../shared."""
+    if SHARED_DATA.is_dir():
+        flows = request.getfixturevalue("iot_flows").select(["Aria", "HueBridge", "D-LinkCam", "WeMoLink"])
+    else:
+        flows = request.getfixturevalue("demo_flows")
+    keep = np.concatenate([np.flatnonzero(flows.codes == c)[:30] for c in range(len(flows.classes))])
+    return flows.take(keep)
+
+
+@pytest.fixture(scope="module")
+def fitted(small_train):
+    return {kind: netsynth.create(kind, **TINY[kind]).fit(small_train) for kind in KINDS}
+
+
+def assert_valid(flows: FlowSet, N: int, max_size: int):
+    real = flows.direction != 0
+    assert flows.n_packets == N
+    assert ((flows.length >= 1) & (flows.length <= N)).all()
+    assert np.isin(flows.direction[real], (-1, 1)).all()
+    assert ((flows.size[real] >= 1) & (flows.size[real] <= max_size)).all()
+    assert (flows.size[~real] == 0).all()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sample_gives_valid_flows_with_requested_counts(kind, fitted, small_train):
+    model = fitted[kind]
+    assert model.classes_ == small_train.classes
+    counts = {small_train.classes[0]: 7, small_train.classes[2]: 3}
+    synth = model.sample(counts, seed=1)
+    assert {c: k for c, k in synth.class_counts().items() if k} == counts
+    assert_valid(synth, small_train.n_packets, 1500)
+    every = model.sample(n_per_class=5, seed=1)
+    assert every.class_counts() == {c: 5 for c in small_train.classes}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_same_seed_same_flows_other_seed_other_flows(kind, fitted):
+    model = fitted[kind]
+    a, b = model.sample(n_per_class=20, seed=3), model.sample(n_per_class=20, seed=3)
+    assert a.equals(b)
+    assert not np.array_equal(a.signed, model.sample(n_per_class=20, seed=4).signed)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_save_then_load_gives_identical_flows(kind, fitted, tmp_path):
+    model = fitted[kind]
+    model.save(tmp_path / kind)
+    config = json.loads((tmp_path / kind / "config.json").read_text())
+    assert config["kind"] == kind and config["classes"] == list(model.classes_) and config["data_hash"]
+    assert sorted(p.name for p in (tmp_path / kind).iterdir()) == ["config.json", "model.safetensors"]
+    again = netsynth.load(tmp_path / kind)
+    assert type(again) is type(model)
+    assert again.sample(n_per_class=10, seed=5).equals(model.sample(n_per_class=10, seed=5))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_unfitted_model_raises_a_clear_error(kind):
+    with pytest.raises(NetsynthError, match=f"this {kind} model is not fitted"):
+        netsynth.create(kind).sample(n_per_class=1)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_unknown_class_is_refused(kind, fitted):
+    with pytest.raises(NetsynthError, match=r"class\(es\) \['Toaster'\] were not in the training data"):
+        fitted[kind].sample({"Toaster": 3})
+
+
+@pytest.mark.parametrize("kind", ["markov", "llama"])
+def test_empty_or_single_class_training_set_is_refused(kind, small_train):
+    one = small_train.select([small_train.classes[0]])
+    with pytest.raises(NetsynthError, match="at least two"):
+        netsynth.create(kind, **TINY[kind]).fit(one)
+    with pytest.raises(NetsynthError, match="empty"):
+        netsynth.create(kind, **TINY[kind]).fit(small_train.take([]))
+
+
+def test_same_seed_trains_the_same_model(small_train):
+    a = netsynth.create("llama", **TINY["llama"], seed=7).fit(small_train)
+    b = netsynth.create("llama", **TINY["llama"], seed=7).fit(small_train)
+    for (k, va), vb in zip(a._state().items(), b._state().values()):
+        assert np.array_equal(va, vb), k
+
+
+def test_unknown_kind_and_setting_list_the_valid_ones():
+    with pytest.raises(NetsynthError, match="unknown model kind 'gpt'; known kinds: cvae, diffusion, fast-retransmit"):
+        netsynth.create("gpt")
+    with pytest.raises(NetsynthError, match=r"unknown setting\(s\) \['hidden'\] for llama; valid: \[.*'hidden_size'"):
+        netsynth.create("llama", hidden=3)
+
+
+def test_corrupt_or_foreign_model_folder(tmp_path, fitted):
+    with pytest.raises(NetsynthError, match="not a netsynth model folder"):
+        netsynth.load(tmp_path)
+    fitted["markov"].save(tmp_path / "m")
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"\x00garbage")
+    with pytest.raises(NetsynthError, match="damaged weights"):
+        netsynth.load(tmp_path / "m")
+    fitted["llama"].save(tmp_path / "l")
+    (tmp_path / "l" / "config.json").write_text(json.dumps({"kind": "toaster"}))
+    with pytest.raises(NetsynthError, match="unknown model kind 'toaster'"):
+        netsynth.load(tmp_path / "l")
+    fitted["llama"].save(tmp_path / "l")
+    fitted["markov"].save(tmp_path / "x")
+    (tmp_path / "l" / "model.safetensors").write_bytes((tmp_path / "x" / "model.safetensors").read_bytes())
+    with pytest.raises(NetsynthError, match="do not match a llama model"):
+        netsynth.load(tmp_path / "l")
+
+
+def test_cuda_device_without_a_gpu_is_refused(small_train):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(NetsynthError, match="no CUDA GPU is available"):
+        netsynth.create("cvae", **TINY["cvae"], device="cuda").fit(small_train)
+
+
+def test_resume_continues_from_the_last_checkpoint(small_train, tmp_path):
+    full = netsynth.create("cvae", **{**TINY["cvae"], "epochs": 3, "patience": 99}).fit(small_train, checkpoint_dir=tmp_path / "a")
+    part = netsynth.create("cvae", **{**TINY["cvae"], "epochs": 2, "patience": 99}).fit(small_train, checkpoint_dir=tmp_path / "b")
+    state = json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())
+    assert state["epoch"] == 1 and len(state["history"]["train_loss"]) == 2
+    resumed = netsynth.create("cvae", **{**TINY["cvae"], "epochs": 3, "patience": 99}).fit(
+        small_train, checkpoint_dir=tmp_path / "b", resume=True)
+    assert resumed.history_["epochs"] == [1, 2, 3] and len(full.history_["epochs"]) == 3
+    with pytest.raises(NetsynthError, match="no checkpoint"):
+        netsynth.create("cvae", **TINY["cvae"]).fit(small_train, checkpoint_dir=tmp_path / "none", resume=True)
+
+
+def test_fast_retransmit_moves_lost_packets_after_the_next_survivor():
+    from netsynth.models.fast_retransmit import fast_retransmit
+
+    class Script:  # losses decided in advance: packet 2 and the last one are lost
+        def __init__(self, draws):
+            self.draws = iter(draws)
+
+        def random(self):
+            return next(self.draws)
+
+    assert fast_retransmit([1, 2, 3, 4, 5], 0.5, Script([0.9, 0.1, 0.9, 0.9, 0.1])) == [1, 3, 2, 4, 5]
+    assert fast_retransmit([1, 2, 3], 0.5, Script([0.1, 0.1, 0.9])) == [3, 1, 2]
