@@ -96,7 +96,7 @@ def inspect(flowset, plot):
 @cli.command("demo-data")
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--flows-per-class", default=60, show_default=True)
-@click.option("--files-per-class", default=4, show_default=True)
+@click.option("--files-per-class", default=10, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 def demo_data(out_dir, flows_per_class, files_per_class, seed):
     """Write the built-in SIMULATED corpus: pcap files for a handful of application profiles."""
@@ -231,7 +231,8 @@ def models():
 
     _import_all()
     table = Table(title="generators (parameters for 10 classes, N=10, max size 1500, full vocabulary)")
-    for col in ("kind", "parameters", "what it is", "default settings"):
+    table.add_column("kind", no_wrap=True)
+    for col in ("parameters", "what it is", "default settings"):
         table.add_column(col)
     for kind, cls in sorted(REGISTRY.items()):
         count = cls.nominal_parameters(n_classes=10, n_packets=10, max_size=1500)
@@ -241,15 +242,94 @@ def models():
 
 
 @cli.command()
+@click.option("--real", "real_file", required=True, type=click.Path(dir_okay=False), help="Real test flows.")
+@click.option("--train", "train_file", required=True, type=click.Path(dir_okay=False), help="The generator's training flows.")
+@click.option("--synthetic", "synth_file", required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", default=None, type=click.Path(dir_okay=False), help="Write every number as JSON.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--bin-width", default=1, show_default=True, help="Histogram bin width in bytes (1 = exact values).")
+def evaluate(real_file, train_file, synth_file, output, seed, bin_width):
+    """Fidelity and privacy metrics, the real-vs-real floor, and train-on-synthetic/test-on-real F1."""
+    from netsynth.flows import FlowSet
+    from netsynth.metrics import METRIC_NAMES, check_comparable, fidelity, real_floor
+    from netsynth.tasks.tstr import tstr
+
+    real, train, synth = FlowSet.read(real_file), FlowSet.read(train_file), FlowSet.read(synth_file)
+    check_comparable(real, train, "training")
+    scores = fidelity(real, synth, train=train, bin_width=bin_width)
+    floor = real_floor(real, seed=seed, bin_width=bin_width)
+    f1 = tstr(train, real, synth, seed=seed)
+    result = {"macro": scores["macro"], "per_class": scores["per_class"], "floor": floor["macro"], "tstr": f1,
+              "files": {"real": real_file, "train": train_file, "synthetic": synth_file}, "seed": seed}
+    table = Table(title=f"{synth_file} vs {real_file} (lower is better)")
+    table.add_column("metric")
+    table.add_column("synthetic", justify="right")
+    table.add_column("real vs real floor", justify="right")
+    for name in METRIC_NAMES:
+        table.add_row(name, f"{scores['macro'][name]:.4f}", f"{floor['macro'][name]:.4f}")
+    out.print(table)
+    out.print(f"TSTR macro F1: train on synthetic {100 * f1['train_on_synthetic']:.2f} %, "
+              f"train on real {100 * f1['train_on_real']:.2f} %")
+    if output:
+        from netsynth.fileio import atomic_path
+        with atomic_path(output) as tmp:
+            tmp.write_text(json.dumps(result, indent=1))
+        out.print(f"wrote {output}")
+
+
+@cli.command()
+@click.argument("flows_file", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Results folder.")
+@click.option("--models", default=",".join(["llama", "mamba", "diffusion", "cvae", "markov"]), show_default=True)
+@click.option("--fractions", default=None, help="Kept fractions for augmentation [default: 0.05,0.1,0.15,0.2].")
+@click.option("--seeds", type=int, default=None, help="Seeds for splits of the augmentation and forests [default: 3].")
+@click.option("--epochs", type=int, default=None, help="Epochs of every neural model [default: each model's own].")
+@click.option("--target-cap", type=int, default=None, help="Top classes up to at most this many flows (default: the majority's size).")
+@click.option("--no-efficiency", is_flag=True, help="Skip RQ4 (efficiency and quantization).")
+@click.option("--quick", is_flag=True, help="A fast look: 3 epochs, one seed, fractions 0.05 and 0.2, small efficiency runs.")
+@click.option("--resume", is_flag=True, help="Continue a run in the same folder; finished steps are not redone.")
+def benchmark(flows_file, output, models, fractions, seeds, epochs, target_cap, no_efficiency, quick, resume):
+    """Answer the paper's four research questions on a FlowSet: results.json, report.md, CSVs, plots."""
+    from netsynth.benchmark import BenchmarkSettings, run_benchmark
+    from netsynth.report import render
+
+    given = {"models": [m.strip() for m in models.split(",") if m.strip()], "seeds": seeds, "epochs": epochs,
+             "target_cap": target_cap, "efficiency": not no_efficiency}
+    if fractions:
+        try:
+            given["fractions"] = [float(f) for f in fractions.split(",")]
+        except ValueError:
+            raise NetsynthError(f"--fractions takes numbers separated by commas, got {fractions!r}") from None
+    given = {k: v for k, v in given.items() if v is not None}
+    settings = BenchmarkSettings.quick_settings(**given) if quick else BenchmarkSettings(**given)
+    run_benchmark(flows_file, output, settings, resume=resume, log=lambda msg: console.print(msg, highlight=False))
+    path = render(output)
+    out.print(f"report: {path}")
+
+
+@cli.command()
+@click.argument("results_dir", type=click.Path(file_okay=False))
+def report(results_dir):
+    """Re-render report.md, CSVs and plots from a benchmark folder's results.json."""
+    from netsynth.report import render
+
+    out.print(f"report: {render(results_dir)}")
+
+
+@cli.command()
 @click.argument("out_dir", type=click.Path(file_okay=False), default="demo", required=False)
 @click.option("--seed", default=0, show_default=True)
 def quickstart(out_dir, seed):
-    """The whole pipeline on the built-in simulated corpus: demo-data, ingest, inspect."""
+    """The whole pipeline on the built-in SIMULATED corpus, in a few minutes on a laptop CPU:
+    demo-data, ingest, inspect, then a quick benchmark of llama and the baselines (split, train, generate,
+    evaluate, report)."""
     ctx = click.get_current_context()
     root = Path(out_dir)
     ctx.invoke(demo_data, out_dir=str(root / "data"), seed=seed)
     ctx.invoke(ingest, inputs=(str(root / "data"),), output=str(root / "flows.parquet"))
     ctx.invoke(inspect, flowset=str(root / "flows.parquet"), plot=str(root / "flows.png"))
+    ctx.invoke(benchmark, flows_file=str(root / "flows.parquet"), output=str(root / "results"),
+               models="llama,cvae,markov", quick=True, resume=(root / "results" / "results.json").exists())
 
 
 def main(argv=None):

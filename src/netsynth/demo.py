@@ -109,7 +109,7 @@ def flow_packets(transport: str, client: tuple[str, int], server: tuple[str, int
     return out, t
 
 
-def write_demo_data(out_dir: str | Path, flows_per_class: int = 60, files_per_class: int = 4, seed: int = 0) -> dict[str, int]:
+def write_demo_data(out_dir: str | Path, flows_per_class: int = 60, files_per_class: int = 10, seed: int = 0) -> dict[str, int]:
     """Write OUT_DIR/<profile>/capture-<k>.pcap; returns the number of biflows per class."""
     from scapy.utils import wrpcap
 

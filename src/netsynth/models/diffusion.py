@@ -4,7 +4,7 @@ Sivaroopan et al., "NetDiffus: Network Traffic Generation by Diffusion Models th
 2023; the "NR" variant maps generated images back to sequences by the least-squares inverse over the whole
 image (codecs/gasf.py). The denoiser is diffusers' UNet2DModel with a class embedding added to the time
 embedding; training uses the DDPM noise schedule, sampling the fast deterministic DPM-Solver++ with a
-configurable number of steps. With guidance_scale != 1 the class embedding is dropped for a fraction of the
+configurable number of steps (DDIM as an alternative). With guidance_scale != 1 the class embedding is dropped for a fraction of the
 training examples and classifier-free guidance mixes the two predictions when sampling.
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from netsynth.codecs import gasf
+from netsynth.errors import NetsynthError
 from netsynth.flows import FlowSet
 from netsynth.models.base import register
 from netsynth.models.neural import NeuralGenerator
@@ -28,6 +29,7 @@ class DiffusionConfig(TrainSettings):
     layers_per_block: int = 1
     attention_heads: int = 4
     train_timesteps: int = 1000
+    sampler: str = "dpm-solver++"  # dpm-solver++ | ddim
     sample_steps: int = 20
     guidance_scale: float = 1.0  # 1 = plain conditional sampling; > 1 = classifier-free guidance
     class_dropout: float = 0.1  # used only when guidance_scale != 1
@@ -87,10 +89,13 @@ class Diffusion(NeuralGenerator):
 
     @torch.inference_mode()
     def _sample(self, codes: np.ndarray, seed: int) -> FlowSet:
-        from diffusers import DPMSolverMultistepScheduler
+        from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
+        samplers = {"dpm-solver++": DPMSolverMultistepScheduler, "ddim": DDIMScheduler}
+        if self.config.sampler not in samplers:
+            raise NetsynthError(f"sampler must be one of {sorted(samplers)}, got {self.config.sampler!r}")
         module = self.module_.to(self.device).eval()
-        sched = DPMSolverMultistepScheduler.from_config(self._scheduler().config)
+        sched = samplers[self.config.sampler].from_config(self._scheduler().config)
         gen = torch.Generator(device=self.device).manual_seed(seed)
         side, N, w = _side(self.n_packets_), self.n_packets_, self.config.guidance_scale
         out = np.zeros((len(codes), N), dtype=np.int64)

@@ -60,7 +60,9 @@ def sample_tokens(model, codec: TokenCodec, codes: np.ndarray, seed: int, temper
 
     if temperature <= 0:
         raise ValueError("temperature must be positive")
-    model = model.to(device).eval()
+    if next(model.parameters()).device != torch.device(device):  # quantized weights cannot be moved in place
+        model = model.to(device)
+    model.eval()
     gen = torch.Generator(device=device).manual_seed(seed)
     first = codec.first_length
     allowed = torch.zeros(codec.vocab_size, dtype=torch.bool, device=device)

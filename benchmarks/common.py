@@ -1,0 +1,15 @@
+"""Shared set-up of the benchmarks: the IoT Sentinel training split, read once."""
+import sys
+from pathlib import Path
+
+from netsynth.ingest import ingest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def iot_train():
+    folder = SHARED / "iot-sentinel"
+    if not folder.is_dir():
+        sys.exit(f"{folder} not found: the benchmarks run on the shared IoT Sentinel captures")
+    flows, _ = ingest([folder])
+    return flows.split(test_size=0.2, seed=0)[0]

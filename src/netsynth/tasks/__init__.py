@@ -1,0 +1,1 @@
+"""The evaluation protocols of DESIGN section 6: TSTR, low-data augmentation, efficiency."""
