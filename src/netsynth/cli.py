@@ -302,7 +302,7 @@ def benchmark(flows_file, output, models, fractions, seeds, epochs, target_cap, 
             raise NetsynthError(f"--fractions takes numbers separated by commas, got {fractions!r}") from None
     given = {k: v for k, v in given.items() if v is not None}
     settings = BenchmarkSettings.quick_settings(**given) if quick else BenchmarkSettings(**given)
-    run_benchmark(flows_file, output, settings, resume=resume, log=lambda msg: console.print(msg, highlight=False))
+    run_benchmark(flows_file, output, settings, resume=resume, log=lambda msg: console.print(msg, highlight=False, markup=False))
     path = render(output)
     out.print(f"report: {path}")
 

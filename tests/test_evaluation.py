@@ -1,0 +1,109 @@
+"""evaluate, benchmark and report as a user runs them, on the demo corpus; bad input included."""
+import json
+
+import numpy as np
+import pytest
+
+import netsynth
+from netsynth import FlowSet, NetsynthError
+from netsynth.metrics import METRIC_NAMES
+from netsynth.tasks.augmentation import FlowPool, augmentation_curve
+from netsynth.tasks.tstr import forest_f1
+from test_cli_ingest import error_line, run
+
+
+@pytest.fixture(scope="module")
+def split(demo_flows):
+    return demo_flows.split(test_size=0.25, seed=0)
+
+
+def test_evaluate_writes_the_six_metrics_floor_and_tstr(capsys, split, tmp_path):
+    train, test = split
+    synth = netsynth.create("markov").fit(train).sample(train.class_counts(), seed=0)
+    for name, flows in (("train", train), ("test", test), ("synth", synth)):
+        flows.write(tmp_path / f"{name}.parquet")
+    code, out, _ = run(capsys, "evaluate", "--real", str(tmp_path / "test.parquet"), "--train", str(tmp_path / "train.parquet"),
+                       "--synthetic", str(tmp_path / "synth.parquet"), "-o", str(tmp_path / "metrics.json"))
+    assert code == 0 and "TSTR macro F1" in out
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert list(metrics["macro"]) == METRIC_NAMES and list(metrics["floor"]) == METRIC_NAMES
+    assert all(0 <= v <= 1 for v in metrics["macro"].values())
+    assert 0 <= metrics["tstr"]["train_on_synthetic"] <= 1 and set(metrics["per_class"]) == set(test.classes)
+
+
+def test_evaluate_refuses_other_classes(capsys, split, tmp_path):
+    train, test = split
+    test.write(tmp_path / "test.parquet")
+    train.write(tmp_path / "train.parquet")
+    train.select(["dns", "ssh"]).write(tmp_path / "synth.parquet")
+    code, _, err = run(capsys, "evaluate", "--real", str(tmp_path / "test.parquet"), "--train", str(tmp_path / "train.parquet"),
+                       "--synthetic", str(tmp_path / "synth.parquet"))
+    assert "real and synthetic flows have different classes: only real ['mqtt', 'quic', 'tls-browsing', 'video', 'voip']" in error_line(code, err)
+
+
+def test_tstr_of_real_training_data_beats_shuffled_labels(split):
+    train, test = split
+    shuffled = train.take(np.arange(len(train)))
+    shuffled.codes = np.random.default_rng(0).permutation(shuffled.codes)
+    assert forest_f1(train, test, seed=0) > forest_f1(shuffled, test, seed=0) + 0.3
+
+
+def test_augmentation_tops_up_to_the_majority_and_refuses_bad_fractions(split):
+    train, test = split
+    target = max(train.class_counts().values())
+    pool = netsynth.create("markov").fit(train).sample(n_per_class=target, seed=0)
+    records = augmentation_curve(train, test, {"markov": pool}, [0.1], [0])
+    sizes = {r["method"]: r["n_train"] for r in records}
+    assert sizes["real-only"] < sizes["smote"] == sizes["fast-retransmit"] == sizes["markov"] == target * len(train.classes)
+    with pytest.raises(NetsynthError, match="fractions must be in"):
+        augmentation_curve(train, test, {}, [0.0, 1.5], [0])
+    drawn = FlowPool("markov", pool).sample({"dns": 3}, seed=1)
+    assert len(drawn) == 3 and set(drawn.label) == {"dns"}
+
+
+def test_benchmark_quick_runs_resumes_and_refuses_another_dataset(capsys, demo_flows, split, tmp_path):
+    demo_flows.write(tmp_path / "flows.parquet")
+    args = ["benchmark", str(tmp_path / "flows.parquet"), "-o", str(tmp_path / "r"), "--models", "markov,cvae", "--quick"]
+    code, out, err = run(capsys, *args)
+    assert code == 0 and "report:" in out
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    steps = results["steps"]
+    assert {"split", "floor", "train_on_real", "fidelity:markov", "tstr:cvae", "augmentation", "efficiency:cvae"} <= set(steps)
+    assert list(steps["fidelity:markov"]["macro"]) == METRIC_NAMES
+    for name in ("report.md", "fidelity.csv", "tstr.csv", "augmentation.csv", "efficiency.csv", "fidelity_radar.png",
+                 "augmentation.png"):
+        assert (tmp_path / "r" / name).stat().st_size > 0, name
+    assert (tmp_path / "r" / ".gitignore").read_text() == "cache/\n"
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "## RQ1" in report and "## RQ3" in report and "## RQ4" in report
+
+    code, _, err = run(capsys, *args)  # same folder without --resume: refused
+    assert "already holds results; use --resume" in error_line(code, err)
+    code, _, err = run(capsys, *args, "--resume")
+    assert code == 0 and "[done already] train:cvae" in err and "[done already] augmentation" in err
+
+    split[0].write(tmp_path / "other.parquet")
+    code, _, err = run(capsys, "benchmark", str(tmp_path / "other.parquet"), "-o", str(tmp_path / "r"), "--quick", "--resume")
+    assert "holds results for another dataset" in error_line(code, err)
+
+    (tmp_path / "r" / "report.md").unlink()
+    code, out, _ = run(capsys, "report", str(tmp_path / "r"))
+    assert code == 0 and (tmp_path / "r" / "report.md").read_text() == report
+
+
+def test_benchmark_bad_settings(capsys, demo_flows, tmp_path):
+    demo_flows.write(tmp_path / "flows.parquet")
+    code, _, err = run(capsys, "benchmark", str(tmp_path / "flows.parquet"), "-o", str(tmp_path / "r"), "--fractions", "0,0.5")
+    assert "fractions must be in (0, 1], got [0.0]" in error_line(code, err)
+    code, _, err = run(capsys, "benchmark", str(tmp_path / "flows.parquet"), "-o", str(tmp_path / "r"), "--models", "gpt")
+    assert "--models: unknown ['gpt']" in error_line(code, err)
+    code, _, err = run(capsys, "report", str(tmp_path / "nothing"))
+    assert "no results.json" in error_line(code, err)
+
+
+def test_empty_class_in_synthetic_flows_is_refused(split):
+    from netsynth.metrics import fidelity
+    train, test = split
+    synth = train.take(np.flatnonzero(train.label != "dns"))
+    with pytest.raises(NetsynthError, match=r"only real \['dns'\]"):
+        fidelity(test, synth)
