@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import netsynth
-from netsynth import FlowSet, NetsynthError
+from netsynth import NetsynthError
 from netsynth.metrics import METRIC_NAMES
 from netsynth.tasks.augmentation import FlowPool, augmentation_curve
 from netsynth.tasks.tstr import forest_f1

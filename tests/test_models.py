@@ -144,7 +144,7 @@ def test_cuda_device_without_a_gpu_is_refused(small_train):
 
 def test_resume_continues_from_the_last_checkpoint(small_train, tmp_path):
     full = netsynth.create("cvae", **{**TINY["cvae"], "epochs": 3, "patience": 99}).fit(small_train, checkpoint_dir=tmp_path / "a")
-    part = netsynth.create("cvae", **{**TINY["cvae"], "epochs": 2, "patience": 99}).fit(small_train, checkpoint_dir=tmp_path / "b")
+    netsynth.create("cvae", **{**TINY["cvae"], "epochs": 2, "patience": 99}).fit(small_train, checkpoint_dir=tmp_path / "b")
     state = json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())
     assert state["epoch"] == 1 and len(state["history"]["train_loss"]) == 2
     resumed = netsynth.create("cvae", **{**TINY["cvae"], "epochs": 3, "patience": 99}).fit(

@@ -100,8 +100,8 @@ class TokenCodec:
         signed = np.zeros(tokens.shape, dtype=np.int64)
         signed[alive] = self.token_lengths(tokens[alive])
         pad = np.zeros((len(tokens), self.n_packets - tokens.shape[1]), dtype=np.int64)
-        return FlowSet.from_signed(np.hstack([signed, pad]), np.asarray(self.classes, dtype=object)[codes],
-                                   classes=self.classes)
+        signed = np.hstack([signed, pad])
+        return FlowSet(np.abs(signed), np.sign(signed), codes, self.classes)
 
     def to_dict(self) -> dict:
         return {"classes": list(self.classes), "n_packets": self.n_packets, "max_size": self.max_size,

@@ -126,6 +126,11 @@ class Generator:
         state = f"{len(self.classes_)} classes" if self.classes_ else "unfitted"
         return f"{type(self).__name__}({state}, {self.config})"
 
+    def _to_flows(self, signed: np.ndarray, codes: np.ndarray) -> FlowSet:
+        """Signed lengths [n, N] (0 = padding) of flows of classes `codes` as a FlowSet over the model's classes."""
+        signed = np.asarray(signed)
+        return FlowSet(np.abs(signed), np.sign(signed), codes, self.classes_)
+
     # what each kind implements ---------------------------------------------------------------------------
     def _fit(self, train: FlowSet, **options) -> None:
         raise NotImplementedError

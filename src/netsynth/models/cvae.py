@@ -88,4 +88,4 @@ class CVAE(NeuralGenerator):
         sizes = torch.clamp(torch.round(size * self.max_size_), 1, self.max_size_).long()
         signed = torch.where(up, sizes, -sizes)
         signed[torch.arange(self.n_packets_, device=self.device)[None, :] >= length[:, None]] = 0
-        return FlowSet.from_signed(signed.cpu().numpy(), np.asarray(self.classes_, dtype=object)[codes], classes=self.classes_)
+        return self._to_flows(signed.cpu().numpy(), codes)

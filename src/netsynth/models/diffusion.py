@@ -112,4 +112,4 @@ class Diffusion(NeuralGenerator):
             img = x[:, 0, :N, :N].clamp(-1, 1).cpu().numpy()
             img = (img + img.transpose(0, 2, 1)) / 2  # a GASF is symmetric
             out[start:start + len(c)] = gasf.from_gasf(img, self.max_size_)
-        return FlowSet.from_signed(out, np.asarray(self.classes_, dtype=object)[codes], classes=self.classes_)
+        return self._to_flows(out, codes)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from netsynth.flows import FlowSet
-from netsynth.models.base import Generator, register
+from netsynth.models.base import register
+from netsynth.models.memory import FlowMemory
 
 
 def fast_retransmit(sequence, p: float, rng: np.random.Generator) -> list:
@@ -35,14 +36,10 @@ class FastRetransmitConfig:
 
 
 @register
-class FastRetransmit(Generator):
+class FastRetransmit(FlowMemory):
     kind = "fast-retransmit"
     Config = FastRetransmitConfig
     description = "Rosetta's fast-retransmit transformation of real flows (loss probability p); sees only the data given"
-
-    def _fit(self, train: FlowSet, **_) -> None:
-        self.signed_ = train.signed.astype(np.int32)
-        self.codes_ = train.codes.copy()
 
     def _sample(self, codes: np.ndarray, seed: int) -> FlowSet:
         rng = np.random.default_rng(seed)
@@ -52,10 +49,4 @@ class FastRetransmit(Generator):
             row = self.signed_[rng.choice(pool)]
             seq = fast_retransmit(row[row != 0].tolist(), self.config.p, rng)
             out[i, :len(seq)] = seq
-        return FlowSet.from_signed(out, np.asarray(self.classes_, dtype=object)[codes], classes=self.classes_)
-
-    def _state(self):
-        return {"signed": self.signed_, "codes": self.codes_}
-
-    def _restore(self, config, state):
-        self.signed_, self.codes_ = state["signed"], state["codes"]
+        return self._to_flows(out, codes)

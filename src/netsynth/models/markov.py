@@ -71,7 +71,7 @@ class Markov(Generator):
                 else:
                     state[i] = nxt
                     signed[i, step] = self.values_[nxt - 1]
-        return FlowSet.from_signed(signed, np.asarray(self.classes_, dtype=object)[codes], classes=self.classes_)
+        return self._to_flows(signed, codes)
 
     def _state(self):
         return {"values": self.values_, "transitions": self.transitions_}

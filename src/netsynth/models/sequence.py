@@ -17,7 +17,6 @@ import torch.nn.functional as F
 from netsynth.codecs.tokens import EOS, PAD, TokenCodec
 from netsynth.flows import FlowSet
 from netsynth.models.neural import NeuralGenerator
-from netsynth.train import TrainSettings
 
 
 @dataclass

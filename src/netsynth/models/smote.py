@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from netsynth.flows import FlowSet
-from netsynth.models.base import Generator, register
+from netsynth.models.base import register
+from netsynth.models.memory import FlowMemory
 
 
 @dataclass
@@ -21,14 +22,10 @@ class SmoteConfig:
 
 
 @register
-class Smote(Generator):
+class Smote(FlowMemory):
     kind = "smote"
     Config = SmoteConfig
     description = "SMOTE interpolation between real flows of a class (imbalanced-learn); sees only the data given"
-
-    def _fit(self, train: FlowSet, **_) -> None:
-        self.signed_ = train.signed.astype(np.int32)
-        self.codes_ = train.codes.copy()
 
     def _sample(self, codes: np.ndarray, seed: int) -> FlowSet:
         from imblearn.over_sampling import SMOTE
@@ -55,10 +52,4 @@ class Smote(Generator):
             signed[signed == 0] = np.where(new[:, :N][signed == 0] >= 0, 1, -1)
             signed[np.arange(N)[None, :] >= lengths[:, None]] = 0
             out[want] = signed
-        return FlowSet.from_signed(out, np.asarray(self.classes_, dtype=object)[codes], classes=self.classes_)
-
-    def _state(self):
-        return {"signed": self.signed_, "codes": self.codes_}
-
-    def _restore(self, config, state):
-        self.signed_, self.codes_ = state["signed"], state["codes"]
+        return self._to_flows(out, codes)
