@@ -55,6 +55,8 @@ def test_augmentation_tops_up_to_the_majority_and_refuses_bad_fractions(split):
     records = augmentation_curve(train, test, {"markov": pool}, [0.1], [0])
     sizes = {r["method"]: r["n_train"] for r in records}
     assert sizes["real-only"] < sizes["smote"] == sizes["fast-retransmit"] == sizes["markov"] == target * len(train.classes)
+    capped = augmentation_curve(train, test, {"markov": pool}, [0.1], [0], baselines=(), target=10)
+    assert {r["method"]: r["n_train"] for r in capped}["markov"] == 10 * len(train.classes)
     with pytest.raises(NetsynthError, match="fractions must be in"):
         augmentation_curve(train, test, {}, [0.0, 1.5], [0])
     drawn = FlowPool("markov", pool).sample({"dns": 3}, seed=1)

@@ -49,8 +49,8 @@ class BenchmarkSettings:
     @classmethod
     def quick_settings(cls, **overrides) -> "BenchmarkSettings":
         """A fast look: few epochs, one seed, two fractions, a small efficiency protocol."""
-        base = dict(seeds=1, epochs=20, batch_size=32, fractions=[0.05, 0.2], paper_train_per_class=40,
-                    paper_gen_per_class=5, quick=True)
+        base = dict(seeds=1, epochs=10, fractions=[0.05, 0.2], paper_train_per_class=40, paper_gen_per_class=5,
+                    quick=True)
         return cls(**{**base, **overrides})
 
     def check(self):
@@ -158,7 +158,10 @@ def run_benchmark(flows_path: str | Path, out_dir: str | Path, settings: Benchma
         model_dir = cache / "models" / kind
 
         def fit(kind=kind, model_dir=model_dir):
-            overrides = {"epochs": settings.epochs, "batch_size": settings.batch_size} if kind != "markov" else {}
+            batch_size = settings.batch_size
+            if batch_size is None and settings.quick:  # at least 16 optimizer steps per epoch, even on a small set
+                batch_size = min(256, max(16, len(train) // 16))
+            overrides = {"epochs": settings.epochs, "batch_size": batch_size} if kind != "markov" else {}
             model = create(kind, **{k: v for k, v in overrides.items() if v is not None})
             t0 = time.perf_counter()
             model.fit(train, **({"checkpoint_dir": model_dir, "verbose": True} if isinstance(model, NeuralGenerator) else {}))
@@ -193,7 +196,7 @@ def run_benchmark(flows_path: str | Path, out_dir: str | Path, settings: Benchma
 
     def augmentation():
         return {"target_per_class": target,
-                "records": augmentation_curve(train, test, pools, settings.fractions, seeds,
+                "records": augmentation_curve(train, test, pools, settings.fractions, seeds, target=target,
                                               on_result=lambda r: log(f"  {r['method']:16s} f={r['fraction']:.2f} "
                                                                       f"seed {r['seed']}: F1 {r['f1']:.3f}"))}
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -57,7 +58,7 @@ def ingest(inputs, output, n_packets, keep_empty, max_size, label_from, sequence
                                workers=workers, progress=track)
     flows.write(output)
     for path, reason in report.skipped:
-        console.print(f"[yellow]skipped[/] {path}: {reason}")
+        console.print(f"[yellow]skipped[/] {escape(path)}: {escape(reason)}")
     small = report.dropped_small_classes
     out.print(f"read {len(report.inputs_read)} inputs, skipped {len(report.skipped)}; "
               f"kept {report.flows_kept} flows in {len(flows.classes)} classes; dropped {report.dropped_empty} empty, "
@@ -286,7 +287,7 @@ def evaluate(real_file, train_file, synth_file, output, seed, bin_width):
 @click.option("--epochs", type=int, default=None, help="Epochs of every neural model [default: each model's own].")
 @click.option("--target-cap", type=int, default=None, help="Top classes up to at most this many flows (default: the majority's size).")
 @click.option("--no-efficiency", is_flag=True, help="Skip RQ4 (efficiency and quantization).")
-@click.option("--quick", is_flag=True, help="A fast look: 3 epochs, one seed, fractions 0.05 and 0.2, small efficiency runs.")
+@click.option("--quick", is_flag=True, help="A fast look: 10 epochs, one seed, fractions 0.05 and 0.2, small efficiency runs.")
 @click.option("--resume", is_flag=True, help="Continue a run in the same folder; finished steps are not redone.")
 def benchmark(flows_file, output, models, fractions, seeds, epochs, target_cap, no_efficiency, quick, resume):
     """Answer the paper's four research questions on a FlowSet: results.json, report.md, CSVs, plots."""
@@ -336,7 +337,7 @@ def main(argv=None):
     try:
         cli.main(args=argv, prog_name="netsynth", standalone_mode=False)
     except NetsynthError as e:
-        console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except click.exceptions.Abort:
         console.print("aborted")

@@ -99,7 +99,9 @@ def fit_module(module: torch.nn.Module, loss_fn: Callable, tensors: tuple[torch.
         loader.generator.manual_seed(settings.seed + start_epoch)
         log(f"resumed after epoch {start_epoch} (best validation loss {best:.4f})")
 
-    module, optimizer, loader = accelerator.prepare(module, optimizer, loader)
+    # the loss is computed inside the prepared module's forward, so that a distributed wrapper sees it
+    inner = module
+    module, optimizer, loader = accelerator.prepare(WithLoss(inner, loss_fn), optimizer, loader)
     step = start_epoch * len(loader)
     for epoch in range(start_epoch, settings.epochs):
         if since_best >= settings.patience:
@@ -111,7 +113,7 @@ def fit_module(module: torch.nn.Module, loss_fn: Callable, tensors: tuple[torch.
             for batch in loader:
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(step)
-                loss = loss_fn(module, *batch)
+                loss = module(*batch)
                 optimizer.zero_grad(set_to_none=True)
                 accelerator.backward(loss)
                 accelerator.clip_grad_norm_(module.parameters(), 1.0)
@@ -121,38 +123,48 @@ def fit_module(module: torch.nn.Module, loss_fn: Callable, tensors: tuple[torch.
                 count += len(batch[0])
                 bar.advance(total / count)
         train_loss = total / max(1, count)
-        val_loss = _evaluate(module, loss_fn, val, settings.batch_size, accelerator.device) if n_val else train_loss
+        val_loss = _evaluate(module, val, settings.batch_size, accelerator.device) if n_val else train_loss
         seconds = time.perf_counter() - t0
         for key, value in zip(history, (epoch + 1, train_loss, val_loss, seconds)):
             history[key].append(value)
         if val_loss < best - 1e-6:
             best, since_best = val_loss, 0
-            best_state = {k: v.detach().cpu().clone() for k, v in accelerator.unwrap_model(module).state_dict().items()}
+            best_state = {k: v.detach().cpu().clone() for k, v in inner.state_dict().items()}
         else:
             since_best += 1
         log(f"epoch {epoch + 1}/{settings.epochs}  train loss {train_loss:.4f}  val loss {val_loss:.4f}  {seconds:.1f} s"
             + ("  (best)" if since_best == 0 else ""))
-        if ckpt is not None:
-            _save_checkpoint(ckpt, accelerator.unwrap_model(module), best_state, optimizer,
+        if ckpt is not None and accelerator.is_main_process:
+            _save_checkpoint(ckpt, inner, best_state, optimizer,
                              {"epoch": epoch, "best": best, "since_best": since_best, "history": history})
         if not math.isfinite(train_loss):
             raise NetsynthError(f"training diverged at epoch {epoch + 1} (loss {train_loss}); lower --lr")
-    module = accelerator.unwrap_model(module)
     if best_state is not None:
-        module.load_state_dict(best_state)
-    module.eval()
+        inner.load_state_dict(best_state)
+    inner.eval()
     history["best_val_loss"] = best
     return history
 
 
+class WithLoss(torch.nn.Module):
+    """A model and its loss as one module whose forward returns the loss."""
+
+    def __init__(self, model: torch.nn.Module, loss_fn: Callable):
+        super().__init__()
+        self.model, self.loss_fn = model, loss_fn
+
+    def forward(self, *batch):
+        return self.loss_fn(self.model, *batch)
+
+
 @torch.no_grad()
-def _evaluate(module, loss_fn, tensors, batch_size, device) -> float:
+def _evaluate(module, tensors, batch_size, device) -> float:
     module.eval()
     total = 0.0
     n = len(tensors[0])
     for i in range(0, n, batch_size):
         batch = [t[i:i + batch_size].to(device) for t in tensors]
-        total += loss_fn(module, *batch).item() * len(batch[0])
+        total += module(*batch).item() * len(batch[0])
     return total / n
 
 

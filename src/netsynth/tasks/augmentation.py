@@ -49,10 +49,11 @@ def check_fractions(fractions: Iterable[float]) -> list[float]:
 
 
 def augmentation_curve(train: FlowSet, test: FlowSet, pools: Mapping[str, FlowSet], fractions: Iterable[float],
-                       seeds: Iterable[int], baselines: Iterable[str] = DATA_BASELINES,
+                       seeds: Iterable[int], baselines: Iterable[str] = DATA_BASELINES, target: int | None = None,
                        on_result: Callable[[dict], None] | None = None) -> list[dict]:
-    """Records {method, fraction, seed, f1, n_train} for real-only, each data baseline and each pool."""
-    target = max(train.class_counts().values())
+    """Records {method, fraction, seed, f1, n_train} for real-only, each data baseline and each pool.
+    Classes are topped up to `target` flows (default: the largest class of `train`)."""
+    target = target or max(train.class_counts().values())
     records = []
     for seed in seeds:
         for fraction in check_fractions(fractions):
