@@ -2,9 +2,10 @@
 import logging
 
 # torchao (imported by transformers and diffusers when installed) logs a warning for each CUDA-only kernel
-# library it cannot load on a CPU machine, and torch warns about its enum registration; neither matters here.
-logging.getLogger("torchao").setLevel(logging.ERROR)
-logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
+# library it cannot load on a CPU machine, torch warns about its enum registration, and diffusers about
+# torchao tensor types it would need only to load torchao-serialized checkpoints; none matters here.
+for name in ("torchao", "torch.utils._pytree", "diffusers.quantizers.torchao.torchao_quantizer"):
+    logging.getLogger(name).setLevel(logging.ERROR)
 
 from netsynth.errors import NetsynthError  # noqa: E402
 from netsynth.flows import FlowSet  # noqa: E402

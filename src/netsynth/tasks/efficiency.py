@@ -31,10 +31,12 @@ def _rss_mb() -> float:
 @contextmanager
 def peak_memory():
     """Peak memory (MB) while the block runs: process RSS sampled every 5 ms on the CPU (allocator peak on a GPU).
-    Yields a dict that holds "peak_mb" once the block ends."""
+    Yields a dict that holds "peak_mb" once the block ends, and "added_mb", the peak above the memory the process
+    held when the block started (what the measured work itself needed)."""
     out: dict = {}
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
+    start = torch.cuda.memory_allocated() / 2**20 if torch.cuda.is_available() else _rss_mb()
     peak, stop = [_rss_mb()], threading.Event()
 
     def watch():
@@ -51,6 +53,7 @@ def peak_memory():
         thread.join()
         peak[0] = max(peak[0], _rss_mb())
         out["peak_mb"] = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else peak[0]
+        out["added_mb"] = out["peak_mb"] - start
 
 
 def disk_mb(model: Generator) -> float:
@@ -89,6 +92,7 @@ def measure_training(kind: str, flows: FlowSet, batch_size: int, epochs: int = 1
         took = time.perf_counter() - t0
     seconds = model.history_["seconds"] if hasattr(model, "history_") else [took]
     return model, {"train_s_per_epoch": float(np.mean(seconds)), "train_peak_mb": mem["peak_mb"],
+                   "train_added_mb": mem["added_mb"],
                    "batch_size": batch_size, "epochs": epochs, "train_flows": len(flows)}
 
 
@@ -107,7 +111,7 @@ def measure_generation(model: Generator, per_class: int, batch_size: int | None)
         else:
             n = len(model.sample(counts, seed=0))
         took = time.perf_counter() - t0
-    return {"gen_ms_per_flow": 1000 * took / n, "gen_peak_mb": mem["peak_mb"], "gen_batch": batch_size or "all", "gen_flows": n}
+    return {"gen_ms_per_flow": 1000 * took / n, "gen_peak_mb": mem["peak_mb"], "gen_added_mb": mem["added_mb"], "gen_batch": batch_size or "all", "gen_flows": n}
 
 
 def quantized(model: Generator, mode: str) -> Generator:
