@@ -35,8 +35,8 @@ for kind in ("llama", "mamba", "cvae", "diffusion"):
 
 # reference: the bare loop on the llama module
 model = netsynth.create("llama", epochs=1)
-model._prepare(train)
 model.classes_, model.n_packets_, model.max_size_ = train.classes, train.n_packets, 1500
+model._prepare(train)
 torch.manual_seed(0)
 module = model._build().train()
 ids = torch.from_numpy(model.codec_.encode(train))[:n_train]
