@@ -166,3 +166,23 @@ def test_fast_retransmit_moves_lost_packets_after_the_next_survivor():
 
     assert fast_retransmit([1, 2, 3, 4, 5], 0.5, Script([0.9, 0.1, 0.9, 0.9, 0.1])) == [1, 3, 2, 4, 5]
     assert fast_retransmit([1, 2, 3], 0.5, Script([0.1, 0.1, 0.9])) == [3, 1, 2]
+
+
+def test_top_k_one_samples_the_most_likely_flow_whatever_the_seed(fitted):
+    model = fitted["llama"]
+    model.config.top_k = 1
+    try:
+        a, b = model.sample(n_per_class=3, seed=1), model.sample(n_per_class=3, seed=2)
+    finally:
+        model.config.top_k = 0
+    assert np.array_equal(a.signed, b.signed)
+    for code in range(len(model.classes_)):  # one flow per class, repeated
+        assert len({s for s, c in zip(a.sequences(), a.codes) if c == code}) == 1
+
+
+def test_diffusion_with_classifier_free_guidance_and_ddim(small_train):
+    model = netsynth.create("diffusion", **TINY["diffusion"], guidance_scale=2.0, sampler="ddim").fit(small_train)
+    assert_valid(model.sample(n_per_class=4, seed=0), small_train.n_packets, 1500)
+    model.config.sampler = "euler"
+    with pytest.raises(NetsynthError, match="sampler must be one of"):
+        model.sample(n_per_class=1)

@@ -134,9 +134,6 @@ class FlowSet:
                        group=None if self.group is None else self.group[index],
                        iat=None if self.iat is None else self.iat[index], meta=dict(self.meta))
 
-    def of_class(self, name: str) -> "FlowSet":
-        return self.take(np.flatnonzero(self.codes == self.classes.index(name)))
-
     def select(self, classes: Iterable[str]) -> "FlowSet":
         """Keep only `classes` (in the order given); the class list shrinks to them."""
         classes = list(classes)

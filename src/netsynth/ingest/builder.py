@@ -38,12 +38,6 @@ class IngestReport:
     dropped_small_classes: dict[str, int] = field(default_factory=dict)
     packets_clipped: int = 0
 
-    def as_dict(self) -> dict:
-        return {"inputs_read": len(self.inputs_read), "inputs_skipped": [f"{p}: {r}" for p, r in self.skipped],
-                "flows_seen": self.flows_seen, "flows_kept": self.flows_kept, "dropped_empty": self.dropped_empty,
-                "dropped_unlabeled": self.dropped_unlabeled, "dropped_small_classes": self.dropped_small_classes,
-                "packets_clipped": self.packets_clipped}
-
 
 class FlowBuilder:
     def __init__(self, options: IngestOptions, report: IngestReport):

@@ -12,7 +12,7 @@ import numpy as np
 from netsynth.flows import FlowSet
 from netsynth.models.base import Generator, register
 
-START, END = 0, 0  # state 0 is <START> as a source and <END> as a target; lengths are 1.. (index into `values`)
+END = 0  # state 0 is <START> as a source and <END> as a target; lengths are 1.. (index into `values`)
 
 
 @dataclass
