@@ -84,6 +84,9 @@ def test_benchmark_quick_runs_resumes_and_refuses_another_dataset(capsys, demo_f
     code, _, err = run(capsys, *args, "--resume")
     assert code == 0 and "[done already] train:cvae" in err and "[done already] augmentation" in err
 
+    code, _, err = run(capsys, *args, "--resume", "--seeds", "2")
+    assert "was run with other settings (seeds differ)" in error_line(code, err)
+
     split[0].write(tmp_path / "other.parquet")
     code, _, err = run(capsys, "benchmark", str(tmp_path / "other.parquet"), "-o", str(tmp_path / "r"), "--quick", "--resume")
     assert "holds results for another dataset" in error_line(code, err)

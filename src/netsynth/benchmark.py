@@ -40,6 +40,7 @@ class BenchmarkSettings:
     batch_size: int | None = None  # None: each model's default
     test_size: float = 0.2
     target_cap: int | None = None  # top classes up to min(majority, cap); None = the paper's majority rule
+    bin_width: int = 1  # histogram bins of the fidelity metrics, in bytes (1 = exact values)
     efficiency: bool = True
     paper_classes: int = 5
     paper_train_per_class: int = 500
@@ -75,6 +76,10 @@ class Results:
                 raise NetsynthError(f"{out} holds results for another dataset ({self.data.get('dataset', {}).get('source')}, "
                                     f"fingerprint {self.data.get('dataset', {}).get('fingerprint')}); "
                                     f"this one is {fingerprint}: choose another folder")
+            changed = sorted(k for k, v in dataclasses.asdict(settings).items() if self.data["settings"].get(k) != v)
+            if changed:
+                raise NetsynthError(f"{out} was run with other settings ({', '.join(changed)} differ); "
+                                    "resume with the same options or choose another folder")
         else:
             self.data = {"dataset": {"source": source, "fingerprint": fingerprint}, "steps": {}}
         self.data["settings"] = dataclasses.asdict(settings)
@@ -150,7 +155,7 @@ def run_benchmark(flows_path: str | Path, out_dir: str | Path, settings: Benchma
     test = test.select(tested)
     majority = max(train.class_counts().values())
     target = min(majority, settings.target_cap) if settings.target_cap else majority
-    step("floor", lambda: real_floor(test, seed=0))
+    step("floor", lambda: real_floor(test, seed=0, bin_width=settings.bin_width))
     step("train_on_real", lambda: {"f1": [forest_f1(train, test, seed=s) for s in seeds]})
 
     pools: dict[str, FlowSet] = {}
@@ -191,7 +196,8 @@ def run_benchmark(flows_path: str | Path, out_dir: str | Path, settings: Benchma
         # the synthetic training set of TSTR and fidelity: the training split's class counts, drawn from the pool
         synth = {s: FlowPool(kind, pools[kind]).sample({c: k for c, k in train.class_counts().items() if k}, seed=s)
                  for s in seeds}
-        step(f"fidelity:{kind}", lambda synth=synth: fidelity(test, synth[0].select(tested), train=train.select(tested)))
+        step(f"fidelity:{kind}", lambda synth=synth: fidelity(test, synth[0].select(tested), train=train.select(tested),
+                                                              bin_width=settings.bin_width))
         step(f"tstr:{kind}", lambda synth=synth: {"f1": [forest_f1(synth[s], test, seed=s) for s in seeds]})
 
     def augmentation():
@@ -235,6 +241,7 @@ def run_efficiency(train: FlowSet, test: FlowSet, tested: list[str], settings: B
                 synth = model.sample(counts, seed=0)  # one synthetic set, scored by a forest per seed
                 return {"size_mb": eff.module_mb(model.module_), "gen_ms_per_flow_practical": practical["gen_ms_per_flow"],
                         "gen_ms_per_flow_batch1": single["gen_ms_per_flow"],
-                        "fidelity": fidelity(test, synth.select(tested), train=train.select(tested))["macro"],
+                        "fidelity": fidelity(test, synth.select(tested), train=train.select(tested),
+                                             bin_width=settings.bin_width)["macro"],
                         "tstr_f1": [forest_f1(synth, test, seed=s) for s in seeds]}
             step(f"quantization:{mode}", measure_quantized)

@@ -286,16 +286,17 @@ def evaluate(real_file, train_file, synth_file, output, seed, bin_width):
 @click.option("--seeds", type=int, default=None, help="Seeds for splits of the augmentation and forests [default: 3].")
 @click.option("--epochs", type=int, default=None, help="Epochs of every neural model [default: each model's own].")
 @click.option("--target-cap", type=int, default=None, help="Top classes up to at most this many flows (default: the majority's size).")
+@click.option("--bin-width", type=int, default=None, help="Fidelity histogram bins in bytes [default: 1, exact values].")
 @click.option("--no-efficiency", is_flag=True, help="Skip RQ4 (efficiency and quantization).")
 @click.option("--quick", is_flag=True, help="A fast look: 10 epochs, one seed, fractions 0.05 and 0.2, small efficiency runs.")
 @click.option("--resume", is_flag=True, help="Continue a run in the same folder; finished steps are not redone.")
-def benchmark(flows_file, output, models, fractions, seeds, epochs, target_cap, no_efficiency, quick, resume):
+def benchmark(flows_file, output, models, fractions, seeds, epochs, target_cap, bin_width, no_efficiency, quick, resume):
     """Answer the paper's four research questions on a FlowSet: results.json, report.md, CSVs, plots."""
     from netsynth.benchmark import BenchmarkSettings, run_benchmark
     from netsynth.report import render
 
     given = {"models": [m.strip() for m in models.split(",") if m.strip()], "seeds": seeds, "epochs": epochs,
-             "target_cap": target_cap, "efficiency": not no_efficiency}
+             "target_cap": target_cap, "bin_width": bin_width, "efficiency": not no_efficiency}
     if fractions:
         try:
             given["fractions"] = [float(f) for f in fractions.split(",")]

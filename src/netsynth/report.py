@@ -61,14 +61,14 @@ def render(results_dir: str | Path) -> Path:
         md += [f"Split ({'by capture' if steps['split']['grouped'] else 'stratified'}): {sum(train.values())} training "
                f"and {sum(test.values())} test flows, {len(train)} classes (largest training class: {max(train.values())})"
                + (f"; no test flows for {untested} (left out of the fidelity metrics)" if untested else "") + ".", ""]
-    md += _rq1(out, steps, models) + _rq2(out, steps, models) + _rq3(out, steps, models) + _rq4(out, steps, models)
+    md += _rq1(out, steps, models, res["settings"]) + _rq2(out, steps, models) + _rq3(out, steps, models) + _rq4(out, steps, models)
     md += _targets(steps)
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text("\n".join(md) + "\n")
     return out / "report.md"
 
 
-def _rq1(out: Path, steps: dict, models: list[str]) -> list[str]:
+def _rq1(out: Path, steps: dict, models: list[str], settings: dict) -> list[str]:
     if "floor" not in steps or not models:
         return []
     rows = [["real vs real (floor)"] + [f"{steps['floor']['macro'][n]:.4f}" for n in METRIC_NAMES]]
@@ -77,7 +77,8 @@ def _rq1(out: Path, steps: dict, models: list[str]) -> list[str]:
     _radar(out / "fidelity_radar.png", steps, models)
     return ["## RQ1: fidelity (macro over classes, lower is better)", "",
             "Synthetic flows (the training split's class counts) against the real test split; leakage against the "
-            "training split. The floor compares two disjoint halves of the real test split.", "",
+            "training split. The floor compares two disjoint halves of the real test split. Histogram bins: "
+            + ("exact signed lengths." if settings.get("bin_width", 1) <= 1 else f"{settings['bin_width']} bytes wide."), "",
             _table(["model"] + METRIC_NAMES, rows), "", "![fidelity radar](fidelity_radar.png)", "",
             f"Paper: {paper.FINDINGS['RQ1']}", ""]
 
