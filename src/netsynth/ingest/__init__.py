@@ -78,12 +78,19 @@ def ingest(paths: Sequence[str | os.PathLike], options: IngestOptions = IngestOp
     builder = FlowBuilder(options, report)
     track = progress or (lambda it, total, what: it)
     files = _expand(paths)
+
+    def skip(path: Path, message: str) -> None:
+        """A damaged input is fatal alone, and reported and skipped among others."""
+        if len(files) == 1:
+            raise NetsynthError(message)
+        report.skipped.append((str(path), message.split(": ", 1)[-1]))
+
     captures, others = [], []
     for path, root in files:
         try:
             kind = detect_format(path)
         except (NetsynthError, OSError) as e:
-            report.skipped.append((str(path), str(e).split(": ", 1)[-1]))
+            skip(path, str(e) if isinstance(e, NetsynthError) else f"{path}: {e.strerror}")
             continue
         (captures if kind == "capture" else others).append((path, root, kind))
 
@@ -105,9 +112,7 @@ def ingest(paths: Sequence[str | os.PathLike], options: IngestOptions = IngestOp
                 df = read_table(path)
                 records = list(read_cesnet(df, path, rule) if is_cesnet(df) else read_sequences(df, path, rule, columns))
         except NetsynthError as e:
-            if len(files) == 1:
-                raise
-            report.skipped.append((str(path), str(e).split(": ", 1)[-1]))
+            skip(path, str(e))
             continue
         for sizes, dirs, label, group, iat in records:
             builder.add(sizes, dirs, label, group, iat)
@@ -125,9 +130,7 @@ def ingest(paths: Sequence[str | os.PathLike], options: IngestOptions = IngestOp
             results = _collect(track((_Done(read_capture, a) for a in args), len(args), "captures"))
         for (path, root, _), (flows, error) in zip(captures, results):
             if error is not None:
-                if len(files) == 1:
-                    raise NetsynthError(error)
-                report.skipped.append((str(path), error.split(": ", 1)[-1]))
+                skip(path, error)
                 continue
             report.inputs_read.append(str(path))
             group = _group_name(path, root)
