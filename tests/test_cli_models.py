@@ -80,3 +80,20 @@ def test_generate_from_a_foreign_folder(capsys, tmp_path):
 def test_models_lists_every_kind(capsys):
     code, out, _ = run(capsys, "models")
     assert code == 0 and all(k in out for k in ("llama", "mamba", "diffusion", "cvae", "markov", "smote", "fast-retransmit"))
+
+
+def test_distributed_training_with_two_processes(demo_file, tmp_path):
+    """The same `netsynth train` under torchrun: two CPU processes (gloo), one log, one saved model."""
+    import subprocess
+    import sys
+
+    import netsynth
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "netsynth.cli", "train", "cvae", demo_file, "-o", str(tmp_path / "m"), "--epochs", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("trained cvae") == 1 and proc.stderr.count("epoch 2/2") == 1
+    single = netsynth.create("cvae", epochs=2).fit(FlowSet.read(demo_file))
+    distributed = netsynth.load(tmp_path / "m")
+    assert not (single._state()["to_flow.weight"] == distributed._state()["to_flow.weight"]).all()
+    assert len(distributed.sample(n_per_class=2, seed=0)) == 2 * len(distributed.classes_)

@@ -140,6 +140,7 @@ def train(kind, train_file, output, epochs, batch_size, lr, seed, device, sets, 
     from netsynth.flows import FlowSet
     from netsynth.models import create
     from netsynth.models.neural import NeuralGenerator
+    from netsynth.train import is_main_process
 
     given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "device": device}
     settings = {**{k: v for k, v in given.items() if v is not None}, **parse_settings(sets)}
@@ -149,6 +150,8 @@ def train(kind, train_file, output, epochs, batch_size, lr, seed, device, sets, 
     if resume and not options:
         raise NetsynthError(f"--resume applies to neural models; {kind} trains in one pass")
     model.fit(flows, **options)
+    if not is_main_process():  # in a distributed launch every process holds the same weights; one saves them
+        return
     model.save(output)
     out.print(f"trained {kind} ({model.n_parameters:,} parameters) on {len(flows)} flows, "
               f"{len(model.classes_)} classes; wrote {output}")

@@ -50,6 +50,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def is_main_process() -> bool:
+    """False in every process but the first of a distributed launch (torchrun and accelerate launch set RANK).
+    Read from the environment: asking Accelerate here would fix its process state before the training loop
+    creates the Accelerator with the right device."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def use_all_cores():
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
@@ -63,10 +70,11 @@ def fit_module(module: torch.nn.Module, loss_fn: Callable, tensors: tuple[torch.
     """
     from accelerate import Accelerator
 
-    log = log or (lambda msg: None)
     device = resolve_device(settings.device)
     use_all_cores()
     accelerator = Accelerator(cpu=device.type == "cpu")
+    if log is None or not accelerator.is_main_process:
+        log = lambda msg: None  # noqa: E731
     n = len(tensors[0])
     rng = np.random.default_rng(settings.seed)
     order = rng.permutation(n)

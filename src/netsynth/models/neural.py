@@ -8,7 +8,7 @@ import torch
 
 from netsynth.flows import FlowSet
 from netsynth.models.base import Generator
-from netsynth.train import fit_module, resolve_device
+from netsynth.train import fit_module, is_main_process, resolve_device
 
 
 class NeuralGenerator(Generator):
@@ -37,7 +37,7 @@ class NeuralGenerator(Generator):
         self._prepare(train)
         torch.manual_seed(self.config.seed)
         self.module_ = self._build()
-        log = (lambda msg: print(msg, file=sys.stderr)) if verbose else None
+        log = (lambda msg: print(msg, file=sys.stderr)) if verbose and is_main_process() else None
         if log:
             log(f"{self.kind}: {self.n_parameters:,} trainable parameters, {len(train)} flows, "
                 f"{len(self.classes_)} classes, device {resolve_device(self.config.device)}")
