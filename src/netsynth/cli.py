@@ -153,7 +153,8 @@ def train(kind, train_file, output, epochs, batch_size, lr, seed, device, sets, 
     if not is_main_process():  # in a distributed launch every process holds the same weights; one saves them
         return
     model.save(output)
-    out.print(f"trained {kind} ({model.n_parameters:,} parameters) on {len(flows)} flows, "
+    what = "parameters" if isinstance(model, NeuralGenerator) else "stored numbers"
+    out.print(f"trained {kind} ({model.n_parameters:,} {what}) on {len(flows)} flows, "
               f"{len(model.classes_)} classes; wrote {output}")
 
 
