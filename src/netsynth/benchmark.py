@@ -20,6 +20,7 @@ import numpy as np
 from netsynth.errors import NetsynthError
 from netsynth.fileio import atomic_path
 from netsynth.flows import FlowSet
+from netsynth.machine import usable_cores
 from netsynth.metrics import fidelity, real_floor
 from netsynth.models.base import create, data_hash, load
 from netsynth.models.neural import NeuralGenerator
@@ -113,7 +114,7 @@ def environment() -> dict:
     from netsynth import __version__
     return {"netsynth": __version__, "python": platform.python_version(), "torch": torch.__version__,
             "transformers": transformers.__version__, "scikit-learn": sklearn.__version__,
-            "machine": f"{platform.machine()}, {eff.cpu_count()} CPU cores"
+            "machine": f"{platform.machine()}, {usable_cores()} CPU cores"
                        + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"),
             "forest": FOREST}
 

@@ -22,13 +22,9 @@ def class_summary(flows: FlowSet) -> list[dict]:
 
 
 def plot_summary(flows: FlowSet, path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from netsynth.report import pyplot, save_png
 
-    from netsynth.fileio import atomic_path
-
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = pyplot().subplots(1, 3, figsize=(15, 4))
     counts = flows.class_counts()
     axes[0].barh(list(counts), list(counts.values()))
     axes[0].set_title("flows per class")
@@ -39,6 +35,4 @@ def plot_summary(flows: FlowSet, path) -> None:
     axes[2].hist(signed, bins=100)
     axes[2].set_title("signed payload length (+ up, - down)")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_png(fig, path)

@@ -20,6 +20,20 @@ LABELS = {"llama": "LLaMA", "mamba": "Mamba", "diffusion": "NetDiffus-NR", "cvae
           "smote": "SMOTE", "fast-retransmit": "Fast Retransmit", "real-only": "real only"}
 
 
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display is needed or used)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_png(fig, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    pyplot().close(fig)
+
+
 def _ms(values) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values))
 
@@ -84,10 +98,7 @@ def _rq1(out: Path, steps: dict, models: list[str], settings: dict) -> list[str]
 
 
 def _radar(path: Path, steps: dict, models: list[str]) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     angles = np.linspace(0, 2 * np.pi, len(METRIC_NAMES), endpoint=False).tolist()
     fig, ax = plt.subplots(figsize=(7, 7), subplot_kw={"polar": True})
     series = [("real vs real", steps["floor"]["macro"])] + [(LABELS[m], steps[f"fidelity:{m}"]["macro"]) for m in models]
@@ -101,9 +112,7 @@ def _radar(path: Path, steps: dict, models: list[str]) -> None:
     ax.set_title("fidelity: 1 - metric (larger is better)")
     ax.legend(loc="upper right", bbox_to_anchor=(1.3, 1.1), fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def _rq2(out: Path, steps: dict, models: list[str]) -> list[str]:
@@ -132,11 +141,7 @@ def _rq3(out: Path, steps: dict, models: list[str]) -> list[str]:
     header = ["method"] + [f"{100 * f:g} %" for f in fractions]
     _write_csv(out / "augmentation.csv", ["method", "fraction", "seed", "f1", "n_train"],
                [[r["method"], r["fraction"], r["seed"], r["f1"], r["n_train"]] for r in records])
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = pyplot().subplots(figsize=(8, 5))
     for m in methods:
         means = [np.mean(cell[m, f]) for f in fractions]
         stds = [np.std(cell[m, f]) for f in fractions]
@@ -149,9 +154,7 @@ def _rq3(out: Path, steps: dict, models: list[str]) -> list[str]:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    with atomic_path(out / "augmentation.png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_png(fig, out / "augmentation.png")
     return ["## RQ3: low-data augmentation (macro F1 %, mean ± std over seeds)", "",
             f"Every class topped up to {steps['augmentation']['target_per_class']} flows; generative models trained on "
             "the full training split, SMOTE and Fast Retransmit on the kept flows only.", "",

@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from netsynth.errors import NetsynthError
 from netsynth.fileio import atomic_path
+from netsynth.machine import usable_cores
 
 CHECKPOINT = "checkpoint"
 
@@ -58,7 +59,7 @@ def is_main_process() -> bool:
 
 
 def use_all_cores():
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+    torch.set_num_threads(usable_cores())
 
 
 def fit_module(module: torch.nn.Module, loss_fn: Callable, tensors: tuple[torch.Tensor, ...], settings: TrainSettings,

@@ -13,6 +13,7 @@ from typing import Callable, Iterable, Sequence
 
 from netsynth.errors import NetsynthError
 from netsynth.flows import FlowSet
+from netsynth.machine import usable_cores
 from netsynth.ingest.builder import FlowBuilder, IngestOptions, IngestReport
 from netsynth.ingest.labels import UNKNOWN_NDPI, LabelRule
 from netsynth.ingest.mirage import looks_like_mirage, read_mirage
@@ -121,7 +122,7 @@ def ingest(paths: Sequence[str | os.PathLike], options: IngestOptions = IngestOp
     if captures:
         want_ndpi = rule.kind == "ndpi"
         args = [(str(p), options.n_packets, options.keep_empty, want_ndpi) for p, _, _ in captures]
-        workers = workers or min(len(captures), os.cpu_count() or 1)
+        workers = workers or min(len(captures), usable_cores())
         if workers > 1:
             with ProcessPoolExecutor(workers) as pool:
                 futures = [pool.submit(read_capture, *a) for a in args]

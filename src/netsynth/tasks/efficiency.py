@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import io
-import os
 import tempfile
 import threading
 import time
@@ -133,6 +132,3 @@ def quantized(model: Generator, mode: str) -> Generator:
     q.module_ = module
     return q
 
-
-def cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
