@@ -1,6 +1,7 @@
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SHARED_DATA = Path(os.environ.get("NETSYNTH_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -30,3 +31,14 @@ def demo_flows(demo_dir):
     from netsynth.ingest import ingest
     flows, _ = ingest([demo_dir], workers=1)
     return flows
+
+
+@pytest.fixture(scope="session")
+def small_train(request):
+    """A small real subset (IoT Sentinel, 4 classes, at most 30 flows each); the demo corpus without ../shared."""
+    if SHARED_DATA.is_dir():
+        flows = request.getfixturevalue("iot_flows").select(["Aria", "HueBridge", "D-LinkCam", "WeMoLink"])
+    else:
+        flows = request.getfixturevalue("demo_flows")
+    keep = np.concatenate([np.flatnonzero(flows.codes == c)[:30] for c in range(len(flows.classes))])
+    return flows.take(keep)

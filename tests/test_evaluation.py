@@ -22,9 +22,9 @@ def test_evaluate_writes_the_six_metrics_floor_and_tstr(capsys, split, tmp_path)
     synth = netsynth.create("markov").fit(train).sample(train.class_counts(), seed=0)
     for name, flows in (("train", train), ("test", test), ("synth", synth)):
         flows.write(tmp_path / f"{name}.parquet")
-    code, out, _ = run(capsys, "evaluate", "--real", str(tmp_path / "test.parquet"), "--train", str(tmp_path / "train.parquet"),
+    code, out, err = run(capsys, "evaluate", "--real", str(tmp_path / "test.parquet"), "--train", str(tmp_path / "train.parquet"),
                        "--synthetic", str(tmp_path / "synth.parquet"), "-o", str(tmp_path / "metrics.json"))
-    assert code == 0 and "TSTR macro F1" in out
+    assert code == 0 and "TSTR macro F1" in out, err
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert list(metrics["macro"]) == METRIC_NAMES and list(metrics["floor"]) == METRIC_NAMES
     assert all(0 <= v <= 1 for v in metrics["macro"].values())

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 import netsynth
-from conftest import SHARED_DATA
 from netsynth import FlowSet, NetsynthError
 from netsynth.models.base import REGISTRY, _import_all
 
@@ -22,17 +21,6 @@ KINDS = sorted(REGISTRY)
 
 def test_every_registered_kind_is_covered():
     assert set(TINY) == set(REGISTRY)
-
-
-@pytest.fixture(scope="module")
-def small_train(request):
-    """A small real subset (IoT Sentinel, 4 classes, at most 30 flows each); the demo corpus without ../shared."""
-    if SHARED_DATA.is_dir():
-        flows = request.getfixturevalue("iot_flows").select(["Aria", "HueBridge", "D-LinkCam", "WeMoLink"])
-    else:
-        flows = request.getfixturevalue("demo_flows")
-    keep = np.concatenate([np.flatnonzero(flows.codes == c)[:30] for c in range(len(flows.classes))])
-    return flows.take(keep)
 
 
 @pytest.fixture(scope="module")

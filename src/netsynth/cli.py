@@ -323,6 +323,17 @@ def report(results_dir):
 
 
 @cli.command()
+def doctor():
+    """Versions, device, kernels, and a check that the samplers draw from their models' distribution.
+    Exit status 1, with one line per problem, when something is wrong."""
+    from netsynth.doctor import diagnose, report
+
+    status = report(diagnose(), write=lambda line: out.print(line, highlight=False, markup=False, soft_wrap=True))
+    if status:
+        sys.exit(status)
+
+
+@cli.command()
 @click.argument("out_dir", type=click.Path(file_okay=False), default="demo", required=False)
 @click.option("--seed", default=0, show_default=True)
 def quickstart(out_dir, seed):

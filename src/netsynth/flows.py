@@ -181,7 +181,9 @@ class FlowSet:
         """Train/test split: by group when groups exist (no group on both sides), else stratified by class.
 
         With groups, scikit-learn's StratifiedGroupKFold keeps class proportions as close as the groups allow;
-        the first of round(1 / test_size) folds is the test side.
+        the test side is the first of round(1 / test_size) folds that leaves no class of two or more groups
+        out of either side (the fold assignment is a heuristic; before scikit-learn 1.8 it often left a class
+        out of the first fold), else the first fold.
         """
         from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
@@ -194,13 +196,23 @@ class FlowSet:
             if n_groups < n_splits:
                 raise NetsynthError(f"{n_groups} groups are too few for a group split with test_size {test_size}")
             folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-            train_idx, test_idx = next(folds.split(idx, self.codes, groups=self.group.astype(str)))
+            candidates = list(folds.split(idx, self.codes, groups=self.group.astype(str)))
+            train_idx, test_idx = next((c for c in candidates if self._splits_every_class(*c)), candidates[0])
         else:
             try:
                 train_idx, test_idx = train_test_split(idx, test_size=test_size, random_state=seed, stratify=self.codes)
             except ValueError as e:
                 raise NetsynthError(f"cannot split stratified by class: {e}") from None
         return self.take(np.sort(train_idx)), self.take(np.sort(test_idx))
+
+    def _splits_every_class(self, train_idx: np.ndarray, test_idx: np.ndarray) -> bool:
+        """Whether every class with flows in two or more groups has flows on both sides."""
+        groups = self.group.astype(str)
+        for code in np.unique(self.codes):
+            if len(set(groups[self.codes == code])) > 1 and not (
+                    (self.codes[train_idx] == code).any() and (self.codes[test_idx] == code).any()):
+                return False
+        return True
 
     def subsample(self, fraction: float, seed: int = 0) -> "FlowSet":
         """Keep `fraction` of the flows of every class (rounded, at least one per non-empty class)."""

@@ -147,6 +147,10 @@ class Generator:
     def _extra_config(self) -> dict:
         return {}
 
+    def runtime_notes(self, device) -> list[str]:
+        """One line for each slower path this kind would take on `device` (a missing kernel, say)."""
+        return []
+
     def _check_fitted(self):
         if self.classes_ is None:
             raise NetsynthError(f"this {self.kind} model is not fitted: call fit(train) or netsynth.load(dir) first")

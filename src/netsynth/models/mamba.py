@@ -1,10 +1,12 @@
 """mamba: a small Mamba state-space model (transformers MambaForCausalLM) over flow tokens.
 
 transformers uses the CUDA kernels (mamba-ssm, causal-conv1d) when they are installed and falls back to
-its PyTorch reference implementation otherwise, so the same code runs on a CPU.
+its PyTorch reference implementation otherwise, so the same code runs on a CPU. On a GPU that fallback is
+much slower, and it happens without a word; `runtime_notes` says so in one line (training log, doctor).
 """
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 
 from netsynth.models.base import register
@@ -27,6 +29,9 @@ class Mamba(CausalLMGenerator):
     Config = MambaConfig
     description = "Mamba state-space model over flow tokens (paper: hidden 72, intermediate 144, 4 layers)"
 
+    def runtime_notes(self, device) -> list[str]:
+        return mamba_kernel_notes(device)
+
     def _build(self):
         from transformers import MambaConfig as HFConfig, MambaForCausalLM
 
@@ -35,3 +40,15 @@ class Mamba(CausalLMGenerator):
             vocab_size=self.codec_.vocab_size, hidden_size=c.hidden_size, intermediate_size=c.intermediate_size,
             num_hidden_layers=c.num_hidden_layers, state_size=c.state_size, pad_token_id=0, eos_token_id=1,
             bos_token_id=None, tie_word_embeddings=False))
+
+
+MAMBA_KERNELS = ("mamba_ssm", "causal_conv1d")
+
+
+def mamba_kernel_notes(device) -> list[str]:
+    """One line when mamba runs on a GPU without its CUDA kernels (transformers then uses its slower PyTorch path)."""
+    missing = [name for name in MAMBA_KERNELS if importlib.util.find_spec(name) is None]
+    if str(device).startswith("cuda") and missing:
+        return [f"mamba: CUDA kernels {missing} not installed, using transformers' slower PyTorch path "
+                "(pip install mamba-ssm causal-conv1d for the fast one)"]
+    return []

@@ -41,6 +41,8 @@ class NeuralGenerator(Generator):
         if log:
             log(f"{self.kind}: {self.n_parameters:,} trainable parameters, {len(train)} flows, "
                 f"{len(self.classes_)} classes, device {resolve_device(self.config.device)}")
+            for note in self.runtime_notes(self.device):
+                log(note)
         self.history_ = fit_module(self.module_, self._loss, self._tensors(train), self.config,
                                    checkpoint_dir=checkpoint_dir, resume=resume, log=log)
 

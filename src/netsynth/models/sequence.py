@@ -1,13 +1,20 @@
 """Class-conditioned causal language models over flow tokens (llama, mamba): training loss and sampling.
 
-Sampling is a hand-written batched loop over transformers' DynamicCache rather than `generate()`: it masks
+Sampling is a hand-written batched loop over the model's own cache rather than `generate()`: it masks
 impossible tokens (<PAD>, class tokens, <UNK>, and <EOS> before the first packet) and draws each token by
 inverse-CDF sampling, one uniform number per flow against the cumulative distribution. That is exact like
 Gumbel-max but draws B numbers per step instead of B x vocabulary, which dominates the cost on a CPU
 (about 3x faster than `generate()` at batch 1024, see BENCHMARKS.md).
+
+transformers has renamed the cache argument across the 5.x releases we support (`past_key_values` and
+`cache_params` until 5.17, `cache` in 5.24); an unknown keyword is swallowed by `**kwargs`, and a model that
+never sees its cache samples every token from the last one alone, without an error. `CachedStep` therefore
+reads the names from the forward signature, and every sampling run checks its second step against a full
+forward pass over the prefix, so a cache that is not used stops the run instead of giving wrong flows.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from netsynth.codecs.tokens import EOS, PAD, TokenCodec
+from netsynth.errors import NetsynthError
 from netsynth.flows import FlowSet
 from netsynth.models.neural import NeuralGenerator
 
@@ -55,46 +63,133 @@ class CausalLMGenerator(NeuralGenerator):
         return self.codec_.decode(tokens, codes)
 
 
+CACHE_ARGUMENTS = ("cache", "past_key_values", "cache_params")  # the cache's keyword in transformers 5.x, newest first
+
+
+class CachedStep:
+    """One decoding step of a transformers causal LM that keeps its cache between calls, whatever the version
+    calls it. `step(ids [B, t])` returns the float32 logits [B, V] of the next token after the ids given so far."""
+
+    def __init__(self, model):
+        params = inspect.signature(model.forward).parameters
+        names = [name for name in CACHE_ARGUMENTS if name in params]
+        if not names:
+            raise NetsynthError(f"transformers {_transformers_version()}: {type(model).__name__}.forward takes none of "
+                                f"{list(CACHE_ARGUMENTS)}; install a transformers version that netsynth supports (pyproject.toml)")
+        self.model, self.cache_name = model, names[0]
+        self.takes_position = "cache_position" in params  # 5.0's mamba needs it whenever a cache is passed
+        self.reset()
+
+    def reset(self):
+        self.cache, self.seen = None, 0
+
+    def __call__(self, ids: torch.Tensor) -> torch.Tensor:
+        kwargs = {} if self.cache is None else {self.cache_name: self.cache}
+        if self.takes_position:
+            kwargs["cache_position"] = torch.arange(self.seen, self.seen + ids.shape[1], device=ids.device)
+        output = self.model(input_ids=ids, use_cache=True, logits_to_keep=1, **kwargs)
+        self.cache = getattr(output, self.cache_name, None)
+        if self.cache is None:
+            raise NetsynthError(f"transformers {_transformers_version()}: {type(self.model).__name__} returned no "
+                                f"'{self.cache_name}'; install a transformers version that netsynth supports (pyproject.toml)")
+        self.seen += ids.shape[1]
+        return output.logits[:, -1].float()
+
+    def check_against_full_forward(self, prefix: torch.Tensor, logits: torch.Tensor) -> None:
+        """Stop if the cached logits after `prefix` [B, t] differ from one forward pass over the whole prefix."""
+        full = self.model(input_ids=prefix, use_cache=False).logits[:, -1].float()
+        error = (full - logits).abs().max().item()
+        if error > 1e-3 * max(1.0, full.abs().max().item()):
+            raise NetsynthError(f"transformers {_transformers_version()}: sampling with the model's cache gives other "
+                                f"logits than a full forward pass (max difference {error:.3g}); refusing to generate "
+                                "wrong flows. Install a transformers version that netsynth supports (pyproject.toml)")
+
+
+def token_bias(codec: TokenCodec, step: int, device) -> torch.Tensor:
+    """[V] 0 for the tokens that may come at `step` (0 = the first packet), -inf for the others (DESIGN section 4):
+    never <PAD>, <UNK> or a class token; <EOS> only after the first packet."""
+    bias = torch.full((codec.vocab_size,), -torch.inf, device=device)
+    bias[codec.first_length:] = 0.0
+    if step > 0:
+        bias[EOS] = 0.0
+    return bias
+
+
+def next_token_distribution(logits: torch.Tensor, bias: torch.Tensor, temperature: float, top_k: int) -> torch.Tensor:
+    """The distribution [B, V] the sampler draws from: logits [B, V] masked by `bias` [V], divided by the
+    temperature, cut to the `top_k` most likely tokens (0 = no cut; ties at the k-th value are kept)."""
+    logits = logits / temperature + bias
+    if top_k:
+        kth = torch.topk(logits, min(top_k, logits.shape[1]), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, -torch.inf)
+    return torch.softmax(logits, dim=-1)
+
+
+def draw(probs: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """One token [B, 1] per row of `probs` [B, V] by inverse-CDF sampling: the first token whose cumulative
+    probability exceeds u ~ U[0, total). Strictly exceeds: a token of probability zero is never drawn, even at u = 0."""
+    cum = probs.cumsum(dim=-1)
+    u = torch.rand((len(probs), 1), generator=gen, device=probs.device) * cum[:, -1:]
+    return torch.searchsorted(cum, u, right=True).clamp_(max=probs.shape[1] - 1)
+
+
 @torch.inference_mode()
 def sample_tokens(model, codec: TokenCodec, codes: np.ndarray, seed: int, temperature: float = 1.0, top_k: int = 0,
-                  batch_size: int = 1024, device: torch.device | str = "cpu") -> np.ndarray:
-    """Token ids [n, N] after the class prompt; a flow's tokens after its <EOS> are meaningless."""
-    from transformers import DynamicCache
+                  batch_size: int = 1024, device: torch.device | str = "cpu", on_step=None) -> np.ndarray:
+    """Token ids [n, N] after the class prompt; a flow's tokens after its <EOS> are meaningless.
 
+    on_step(start, step, probs [B, V]), when given, sees every distribution drawn from (B flows from `start`).
+    """
     if temperature <= 0:
-        raise ValueError("temperature must be positive")
+        raise NetsynthError("temperature must be positive")
     if next(model.parameters()).device != torch.device(device):  # quantized weights cannot be moved in place
         model = model.to(device)
     model.eval()
+    step_fn = CachedStep(model)
     gen = torch.Generator(device=device).manual_seed(seed)
-    first = codec.first_length
-    allowed = torch.zeros(codec.vocab_size, dtype=torch.bool, device=device)
-    allowed[first:] = True
-    bias = torch.where(allowed, 0.0, -torch.inf)
-    bias_after_first = bias.clone()
-    bias_after_first[EOS] = 0.0
-    out = np.empty((len(codes), codec.n_packets), dtype=np.int64)
+    out = np.full((len(codes), codec.n_packets), EOS, dtype=np.int64)
     for start in range(0, len(codes), batch_size):
-        chunk = torch.from_numpy(codec.class_token(codes[start:start + batch_size])).to(device)
-        ids = chunk[:, None]
-        cache = DynamicCache(config=model.config)
-        done = torch.zeros(len(chunk), dtype=torch.bool, device=device)
-        steps = []
+        prompt = torch.from_numpy(codec.class_token(codes[start:start + batch_size])).to(device)[:, None]
+        step_fn.reset()
+        ids, steps = prompt, []
+        done = torch.zeros(len(prompt), dtype=torch.bool, device=device)
         for step in range(codec.n_packets):
-            logits = model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1).logits[:, -1].float()
-            logits = logits / temperature + (bias if step == 0 else bias_after_first)
-            if top_k:
-                kth = torch.topk(logits, min(top_k, logits.shape[1]), dim=-1).values[:, -1:]
-                logits = logits.masked_fill(logits < kth, -torch.inf)
-            cum = torch.softmax(logits, dim=-1).cumsum_(dim=-1)
-            u = torch.rand((len(chunk), 1), generator=gen, device=device) * cum[:, -1:]
-            ids = torch.searchsorted(cum, u).clamp_(max=codec.vocab_size - 1)
+            logits = step_fn(ids)
+            if start == 0 and step == 1:
+                step_fn.check_against_full_forward(torch.cat([prompt, *steps], dim=1), logits)
+            probs = next_token_distribution(logits, token_bias(codec, step, device), temperature, top_k)
+            if on_step is not None:
+                on_step(start, step, probs)
+            ids = draw(probs, gen)
             steps.append(ids)
             done |= ids[:, 0] == EOS
             if done.all():
                 break
         body = torch.cat(steps, dim=1).cpu().numpy()
-        if body.shape[1] < codec.n_packets:
-            body = np.hstack([body, np.full((len(body), codec.n_packets - body.shape[1]), EOS)])
-        out[start:start + len(chunk)] = body
+        out[start:start + len(body), :body.shape[1]] = body
     return out
+
+
+def sampler_reference_error(model, codec: TokenCodec, codes: np.ndarray, seed: int = 0, temperature: float = 1.0,
+                            top_k: int = 0, batch_size: int = 1024) -> float:
+    """The largest difference between a distribution the sampler draws from and the one that a full forward
+    pass over the same prefix gives (the slow reference), over every step of sampling `codes`."""
+    seen = []
+    tokens = sample_tokens(model, codec, codes, seed, temperature, top_k, batch_size,
+                           on_step=lambda start, step, probs: seen.append((start, step, probs)))
+    device = next(model.parameters()).device
+    worst = 0.0
+    with torch.inference_mode():
+        for start, step, probs in seen:
+            rows = slice(start, start + len(probs))
+            prompt = torch.from_numpy(codec.class_token(codes[rows]))[:, None]
+            prefix = torch.cat([prompt, torch.from_numpy(tokens[rows, :step])], dim=1).to(device)
+            logits = model(input_ids=prefix, use_cache=False).logits[:, -1].float()
+            expected = next_token_distribution(logits, token_bias(codec, step, device), temperature, top_k)
+            worst = max(worst, float((probs - expected).abs().max()))
+    return worst
+
+
+def _transformers_version() -> str:
+    import transformers
+    return transformers.__version__

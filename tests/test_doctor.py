@@ -1,0 +1,33 @@
+"""netsynth doctor: a healthy installation passes; a dependency below its floor is one problem line and status 1."""
+from importlib import metadata
+
+from netsynth import doctor
+from netsynth.models.mamba import mamba_kernel_notes
+from test_cli_ingest import run
+
+
+def test_doctor_checks_both_samplers_against_their_reference(capsys):
+    code, out, _ = run(capsys, "doctor")
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0].startswith("ok      versions: python") and "transformers" in lines[0]
+    for kind in ("llama", "mamba"):
+        line = next(line for line in lines if line.startswith(f"ok      {kind}: sampler uses the model's cache"))
+        assert "within 1e-05" in line
+
+
+def test_a_dependency_below_its_floor_is_a_problem(monkeypatch):
+    real_version = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda name: "5.3.0" if name == "transformers" else real_version(name))
+    problems = [f for f in doctor.dependency_findings() if f.problem]
+    assert [f.detail for f in problems] == ["transformers 5.3.0 is outside transformers>=5.4: pip install 'transformers>=5.4'"]
+    lines = []
+    assert doctor.report(problems, write=lines.append) == 1 and lines[0].startswith("problem dependency: transformers")
+
+
+def test_mamba_without_its_kernels_says_so_on_a_gpu_only(monkeypatch):
+    import importlib.util
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert mamba_kernel_notes("cpu") == []
+    assert mamba_kernel_notes("cuda") == ["mamba: CUDA kernels ['mamba_ssm', 'causal_conv1d'] not installed, using "
+                                          "transformers' slower PyTorch path (pip install mamba-ssm causal-conv1d for the fast one)"]

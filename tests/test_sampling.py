@@ -1,0 +1,112 @@
+"""The sequence models' sampler draws from exactly the model's distribution (DESIGN section 4).
+
+The slow reference is one full forward pass over each prefix, with the masks, temperature and top-k written out
+here again; the sampler must match it at every step, for a batch of flows of mixed lengths.
+"""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import chisquare
+
+import netsynth
+from netsynth import NetsynthError
+from netsynth.codecs.tokens import EOS
+from netsynth.models.sequence import draw, sample_tokens
+from test_models import TINY
+
+SETTINGS = [dict(temperature=1.0, top_k=0), dict(temperature=0.7, top_k=5)]
+
+
+@pytest.fixture(scope="module", params=["llama", "mamba"])
+def trained(request, small_train):
+    # trained until its distributions are peaked and depend on the context, so that a sampler which loses the
+    # context is far from the reference (see the test after next)
+    settings = {**TINY[request.param], "epochs": 10, "batch_size": 16, "lr": 1e-2, "vocabulary": "observed"}
+    return netsynth.create(request.param, **settings).fit(small_train)
+
+
+def reference_distribution(module, codec, prefix, temperature, top_k):
+    """softmax over the allowed tokens of logits / T, cut to the k largest, from a forward pass without cache."""
+    logits = module(input_ids=prefix, use_cache=False).logits[:, -1].double() / temperature
+    allowed = torch.zeros(codec.vocab_size, dtype=torch.bool)
+    allowed[codec.first_length:] = True  # sizes; never <PAD>, <UNK> or a class token
+    allowed[EOS] = prefix.shape[1] > 1  # <EOS> only after the first packet
+    logits[:, ~allowed] = -torch.inf
+    if top_k:
+        kth = logits.sort(dim=-1, descending=True).values[:, top_k - 1:top_k]
+        logits[logits < kth] = -torch.inf
+    return torch.softmax(logits, dim=-1)
+
+
+def sample_with_trace(model, codes, batch_size, **settings):
+    steps = []
+    tokens = sample_tokens(model.module_, model.codec_, codes, seed=0, batch_size=batch_size,
+                           on_step=lambda start, step, probs: steps.append((start, step, probs.clone())), **settings)
+    return tokens, steps
+
+
+@pytest.mark.parametrize("settings", SETTINGS, ids=["plain", "temperature-top-k"])
+def test_every_step_draws_from_the_full_forward_distribution(trained, settings):
+    codec, module = trained.codec_, trained.module_
+    codes = np.arange(40) % len(trained.classes_)
+    tokens, steps = sample_with_trace(trained, codes, batch_size=16, **settings)
+    ended_early = 0
+    for start, step, probs in steps:
+        rows = slice(start, start + len(probs))
+        prompt = torch.from_numpy(codec.class_token(codes[rows]))[:, None]
+        prefix = torch.cat([prompt, torch.from_numpy(tokens[rows, :step])], dim=1)
+        with torch.inference_mode():
+            expected = reference_distribution(module, codec, prefix, **settings)
+        assert (probs.double() - expected).abs().max() <= 1e-5, (start, step)
+        ended_early += int((tokens[rows, :step] == EOS).any(axis=1).sum())
+    assert len({step for _, step, _ in steps}) > 2 and ended_early > 0  # mixed lengths: some flows ended mid-batch
+
+
+def test_the_reference_sees_a_sampler_that_forgets_its_context(trained):
+    """What transformers 5.17 did with our `cache=`: every step saw its last token only. The reference must tell."""
+    codec, module = trained.codec_, trained.module_
+    codes = np.arange(16) % len(trained.classes_)
+    tokens, steps = sample_with_trace(trained, codes, batch_size=16)
+    worst = 0.0
+    with torch.inference_mode():
+        for _, step, _ in steps[1:]:
+            prefix = torch.cat([torch.from_numpy(codec.class_token(codes))[:, None], torch.from_numpy(tokens[:, :step])], 1)
+            full = reference_distribution(module, codec, prefix, 1.0, 0)
+            last_only = reference_distribution(module, codec, prefix[:, -1:], 1.0, 0)
+            worst = max(worst, float((full - last_only).abs().max()))
+    assert worst > 1e-2
+
+
+def test_sampling_stops_when_the_cache_is_not_used(trained):
+    class ForgetfulCache(torch.nn.Module):
+        """Takes the cache under the newest name and never uses it, as a library that swallows the keyword."""
+
+        def __init__(self, model):
+            super().__init__()
+            self.model, self.config = model, model.config
+
+        def forward(self, input_ids, cache=None, use_cache=True, logits_to_keep=0):
+            logits = self.model(input_ids=input_ids, use_cache=False, logits_to_keep=logits_to_keep).logits
+            return SimpleNamespace(logits=logits, cache="a new cache every call")
+
+    codes = np.arange(8) % len(trained.classes_)
+    with pytest.raises(NetsynthError, match="other logits than a full forward pass"):
+        sample_tokens(ForgetfulCache(trained.module_), trained.codec_, codes, seed=0)
+
+
+def test_draw_frequencies_match_the_probabilities():
+    p = torch.tensor([0.0, 0.1, 0.25, 0.0, 0.05, 0.6, 0.0])
+    n = 200_000
+    ids = draw(p.expand(n, -1), torch.Generator().manual_seed(0))[:, 0].numpy()
+    counts = np.bincount(ids, minlength=len(p))
+    assert counts[p.numpy() == 0].sum() == 0  # a token of probability zero is never drawn
+    expected = n * p.double().numpy() / p.double().sum().item()
+    nonzero = expected > 0
+    assert chisquare(counts[nonzero], expected[nonzero]).pvalue > 1e-3
+
+
+def test_draw_with_u_zero_skips_leading_zero_probability_tokens(monkeypatch):
+    monkeypatch.setattr(torch, "rand", lambda shape, generator=None, device=None: torch.zeros(shape))
+    assert draw(torch.tensor([[0.0, 0.0, 0.3, 0.7]]), torch.Generator())[0, 0] == 2
