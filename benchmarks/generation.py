@@ -32,7 +32,7 @@ def per_class(n):
 
 
 for kind in ("llama", "mamba"):
-    model = netsynth.create(kind, epochs=args.epochs).fit(train)
+    model = netsynth.create(kind).fit(train, epochs=args.epochs)
     counts = per_class(args.flows)
     model.sample(per_class(1024), seed=0)  # warm-up
     t0 = time.perf_counter()
@@ -50,12 +50,11 @@ for kind in ("llama", "mamba"):
     print(f"{kind:9s} netsynth sampler {n / ours:7.0f} flows/s ({1000 * ours / n:.2f} ms/flow) | "
           f"transformers generate() {n / ref:7.0f} flows/s | ratio {ref / ours:.2f}x")
 
-model = netsynth.create("diffusion", epochs=args.epochs).fit(train)
+model = netsynth.create("diffusion").fit(train, epochs=args.epochs)
 n = 1024
 counts = per_class(n)
 for label, steps, sampler in (("DPM-Solver++ 20 steps (default)", 20, "dpm-solver++"), ("DDIM 50 steps (reference)", 50, "ddim")):
-    model.config.sample_steps, model.config.sampler = steps, sampler
     t0 = time.perf_counter()
-    flows = model.sample(counts, seed=0)
+    flows = model.sample(counts, seed=0, steps=steps, sampler=sampler)
     took = time.perf_counter() - t0
     print(f"diffusion {label:32s} {1000 * took / len(flows):6.2f} ms/flow")

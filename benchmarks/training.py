@@ -25,16 +25,16 @@ print(f"{len(train)} flows ({n_train} trained per epoch), batch 256, torch threa
 results = {}
 for kind in ("llama", "mamba", "cvae", "diffusion"):
     with tempfile.TemporaryDirectory() as ckpt:
-        model = netsynth.create(kind, epochs=args.epochs, batch_size=256, patience=99)
+        model = netsynth.create(kind)
         t0 = time.perf_counter()
-        model.fit(train, checkpoint_dir=ckpt)
+        model.fit(train, epochs=args.epochs, batch_size=256, patience=99, checkpoint_dir=ckpt)
         took = time.perf_counter() - t0
     per_epoch = sum(model.history_["seconds"]) / len(model.history_["seconds"])
     results[kind] = (n_train / per_epoch, per_epoch, model.n_parameters)
     print(f"{kind:9s} {n_train / per_epoch:7.0f} flows/s  {per_epoch:6.1f} s/epoch  {model.n_parameters:,} parameters")
 
 # reference: the bare loop on the llama module
-model = netsynth.create("llama", epochs=1)
+model = netsynth.create("llama")
 model.classes_, model.n_packets_, model.max_size_ = train.classes, train.n_packets, 1500
 model._prepare(train)
 torch.manual_seed(0)

@@ -93,7 +93,7 @@ def test_distributed_training_with_two_processes(demo_file, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("trained cvae") == 1 and proc.stderr.count("epoch 2/2") == 1
-    single = netsynth.create("cvae", epochs=2).fit(FlowSet.read(demo_file))
+    single = netsynth.create("cvae").fit(FlowSet.read(demo_file), epochs=2)
     distributed = netsynth.load(tmp_path / "m")
     assert not (single._state()["to_flow.weight"] == distributed._state()["to_flow.weight"]).all()
     assert len(distributed.sample(n_per_class=2, seed=0)) == 2 * len(distributed.classes_)

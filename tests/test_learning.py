@@ -12,8 +12,8 @@ from netsynth.metrics import fidelity
 def test_llama_learns_per_class_flow_lengths(iot_flows):
     train, _ = iot_flows.split(test_size=0.2, seed=0)
     # the observed-lengths vocabulary (about 1,150 tokens instead of 3,000) keeps this test fast
-    model = create("llama", epochs=3, lr=5e-3, batch_size=128, vocabulary="observed", seed=0).fit(train)
+    model = create("llama", vocabulary="observed").fit(train, epochs=3, lr=5e-3, batch_size=128, seed=0)
     learned = fidelity(train, model.sample(train.class_counts(), seed=0))["macro"]["jsd_num_packets"]
-    untrained = create("llama", epochs=0, vocabulary="observed").fit(train)
+    untrained = create("llama", vocabulary="observed").fit(train, epochs=0)
     baseline = fidelity(train, untrained.sample(train.class_counts(), seed=0))["macro"]["jsd_num_packets"]
     assert learned <= 0.12 and learned < baseline / 2, (learned, baseline)

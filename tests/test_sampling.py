@@ -23,8 +23,8 @@ SETTINGS = [dict(temperature=1.0, top_k=0), dict(temperature=0.7, top_k=5)]
 def trained(request, small_train):
     # trained until its distributions are peaked and depend on the context, so that a sampler which loses the
     # context is far from the reference (see the test after next)
-    settings = {**TINY[request.param], "epochs": 10, "batch_size": 16, "lr": 1e-2, "vocabulary": "observed"}
-    return netsynth.create(request.param, **settings).fit(small_train)
+    model = netsynth.create(request.param, **TINY[request.param], vocabulary="observed")
+    return model.fit(small_train, epochs=10, batch_size=16, lr=1e-2)
 
 
 def reference_distribution(module, codec, prefix, temperature, top_k):

@@ -8,7 +8,7 @@ from netsynth.models.base import Generator
 
 def top_up(real: FlowSet, generator: Generator, target: int, seed: int = 0) -> FlowSet:
     """`real` plus synthetic flows so that every class of `real` has `target` flows (none removed)."""
-    counts = {c: max(0, target - k) for c, k in real.class_counts().items() if k > 0}
+    counts = {c: max(0, target - k) for c, k in real.present_counts().items()}
     unknown = sorted(set(counts) - set(generator.classes_ or ()))
     if unknown:
         raise NetsynthError(f"the {generator.kind} model does not know class(es) {unknown}")

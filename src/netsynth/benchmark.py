@@ -23,18 +23,17 @@ from netsynth.flows import FlowSet
 from netsynth.machine import usable_cores
 from netsynth.metrics import fidelity, real_floor
 from netsynth.models.base import create, data_hash, load
-from netsynth.models.neural import NeuralGenerator
+from netsynth.models.registry import names
 from netsynth.tasks import efficiency as eff
 from netsynth.tasks.augmentation import FlowPool, augmentation_curve, check_fractions
 from netsynth.tasks.tstr import FOREST, forest_f1
 
-GENERATIVE = ("llama", "mamba", "diffusion", "cvae", "markov")
 QUANTIZATIONS = ("int8-weight-only", "int8-dynamic")
 
 
 @dataclass
 class BenchmarkSettings:
-    models: list[str] = field(default_factory=lambda: list(GENERATIVE))
+    models: list[str] = field(default_factory=lambda: names("generative"))
     fractions: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.15, 0.2])
     seeds: int = 3
     epochs: int | None = None  # None: each model's default
@@ -57,9 +56,9 @@ class BenchmarkSettings:
 
     def check(self):
         check_fractions(self.fractions)
-        unknown = sorted(set(self.models) - set(GENERATIVE))
+        unknown = sorted(set(self.models) - set(names("generative")))
         if unknown:
-            raise NetsynthError(f"--models: unknown {unknown}; choose from {', '.join(GENERATIVE)}")
+            raise NetsynthError(f"--models: unknown {unknown}; choose from {', '.join(names('generative'))}")
         if self.seeds < 1:
             raise NetsynthError("--seeds must be at least 1")
 
@@ -152,7 +151,7 @@ def run_benchmark(flows_path: str | Path, out_dir: str | Path, settings: Benchma
     step("split", split)
     train, test = FlowSet.read(cache / "train.parquet"), FlowSet.read(cache / "test.parquet")
     # a group split can leave a class without test flows: fidelity is measured on the classes that have some
-    tested = [c for c, k in test.class_counts().items() if k]
+    tested = list(test.present_counts())
     test = test.select(tested)
     majority = max(train.class_counts().values())
     target = min(majority, settings.target_cap) if settings.target_cap else majority
@@ -167,10 +166,10 @@ def run_benchmark(flows_path: str | Path, out_dir: str | Path, settings: Benchma
             batch_size = settings.batch_size
             if batch_size is None and settings.quick:  # at least 16 optimizer steps per epoch, even on a small set
                 batch_size = min(256, max(16, len(train) // 16))
-            overrides = {"epochs": settings.epochs, "batch_size": batch_size} if kind != "markov" else {}
-            model = create(kind, **{k: v for k, v in overrides.items() if v is not None})
+            model = create(kind)
+            options = {"epochs": settings.epochs, "batch_size": batch_size, "checkpoint_dir": model_dir, "verbose": True}
             t0 = time.perf_counter()
-            model.fit(train, **({"checkpoint_dir": model_dir, "verbose": True} if isinstance(model, NeuralGenerator) else {}))
+            model.fit(train, **{k: v for k, v in options.items() if k in model.train_options})
             took = time.perf_counter() - t0
             model.save(model_dir)
             history = getattr(model, "history_", {})
@@ -184,7 +183,7 @@ def run_benchmark(flows_path: str | Path, out_dir: str | Path, settings: Benchma
             model = load(model_dir)
             t0 = time.perf_counter()
             # enough of every class for augmentation (the target) and for TSTR (the training split's counts)
-            pool = model.sample({c: max(target, k) for c, k in train.class_counts().items() if k}, seed=0)
+            pool = model.sample({c: max(target, k) for c, k in train.present_counts().items()}, seed=0)
             took = time.perf_counter() - t0
             pool_path.parent.mkdir(exist_ok=True)
             pool.write(pool_path)
@@ -195,7 +194,7 @@ def run_benchmark(flows_path: str | Path, out_dir: str | Path, settings: Benchma
         step(f"generate:{kind}", generate)
         pools[kind] = FlowSet.read(pool_path)
         # the synthetic training set of TSTR and fidelity: the training split's class counts, drawn from the pool
-        synth = {s: FlowPool(kind, pools[kind]).sample({c: k for c, k in train.class_counts().items() if k}, seed=s)
+        synth = {s: FlowPool(kind, pools[kind]).sample(train.present_counts(), seed=s)
                  for s in seeds}
         step(f"fidelity:{kind}", lambda synth=synth: fidelity(test, synth[0].select(tested), train=train.select(tested),
                                                               bin_width=settings.bin_width))
@@ -233,13 +232,13 @@ def run_efficiency(train: FlowSet, test: FlowSet, tested: list[str], settings: B
         step(f"efficiency:{kind}", measure)
     if "llama" in settings.models:
         full = load(cache / "models" / "llama")
-        counts = {c: k for c, k in train.class_counts().items() if k}
+        counts = train.present_counts()
         for mode in ("float32", *QUANTIZATIONS):
             def measure_quantized(mode=mode):
-                model = full if mode == "float32" else eff.quantized(full, mode)
-                practical = eff.measure_generation(model, settings.paper_gen_per_class, None)
-                single = eff.measure_generation(model, max(1, settings.paper_gen_per_class // 10), 1)
-                synth = model.sample(counts, seed=0)  # one synthetic set, scored by a forest per seed
+                model = full if mode == "float32" else eff.quantized(full, mode)  # int8 kernels are CPU kernels
+                practical = eff.measure_generation(model, settings.paper_gen_per_class, None, device="cpu")
+                single = eff.measure_generation(model, max(1, settings.paper_gen_per_class // 10), 1, device="cpu")
+                synth = model.sample(counts, seed=0, device="cpu")  # one synthetic set, scored by a forest per seed
                 return {"size_mb": eff.module_mb(model.module_), "gen_ms_per_flow_practical": practical["gen_ms_per_flow"],
                         "gen_ms_per_flow_batch1": single["gen_ms_per_flow"],
                         "fidelity": fidelity(test, synth.select(tested), train=train.select(tested),

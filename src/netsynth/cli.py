@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -12,6 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from netsynth.errors import NetsynthError
+from netsynth.models.options import NetsynthNote
+
+default_showwarning = warnings.showwarning
 
 console = Console(stderr=True)
 out = Console()
@@ -139,21 +143,18 @@ def train(kind, train_file, output, epochs, batch_size, lr, seed, device, sets, 
     """Train a generator of KIND on a FlowSet and save it to a folder."""
     from netsynth.flows import FlowSet
     from netsynth.models import create
-    from netsynth.models.neural import NeuralGenerator
     from netsynth.train import is_main_process
 
-    given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "device": device}
-    settings = {**{k: v for k, v in given.items() if v is not None}, **parse_settings(sets)}
-    model = create(kind, **settings)
+    model = create(kind, **parse_settings(sets))
+    if resume and "resume" not in model.train_options:
+        raise NetsynthError(f"--resume applies to models trained in epochs; {kind} trains in one pass")
     flows = FlowSet.read(train_file)
-    options = {"checkpoint_dir": output, "resume": resume, "verbose": True} if isinstance(model, NeuralGenerator) else {}
-    if resume and not options:
-        raise NetsynthError(f"--resume applies to neural models; {kind} trains in one pass")
-    model.fit(flows, **options)
+    model.fit(flows, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, checkpoint_dir=output,
+              resume=resume or None, verbose=True)
     if not is_main_process():  # in a distributed launch every process holds the same weights; one saves them
         return
     model.save(output)
-    what = "parameters" if isinstance(model, NeuralGenerator) else "stored numbers"
+    what = "parameters" if model.train_options else "stored numbers"
     out.print(f"trained {kind} ({model.n_parameters:,} {what}) on {len(flows)} flows, "
               f"{len(model.classes_)} classes; wrote {output}")
 
@@ -167,7 +168,11 @@ def train(kind, train_file, output, epochs, batch_size, lr, seed, device, sets, 
 @click.option("--seed", default=0, show_default=True)
 @click.option("--temperature", type=float, default=None, help="Sampling temperature (sequence models).")
 @click.option("--top-k", type=int, default=None, help="Sample among the k most likely tokens (sequence models).")
-def generate(model_dir, output, per_class, like, counts_file, seed, temperature, top_k):
+@click.option("--batch-size", type=int, default=None, help="Flows generated at once.")
+@click.option("--device", default=None, help="auto | cpu | cuda (neural models).")
+@click.option("--steps", type=int, default=None, help="Denoising steps (diffusion).")
+@click.option("--sampler", default=None, help="dpm-solver++ | ddim (diffusion).")
+def generate(model_dir, output, per_class, like, counts_file, seed, **options):
     """Generate synthetic flows from a trained model."""
     from netsynth.flows import FlowSet
     from netsynth.models import load
@@ -175,16 +180,11 @@ def generate(model_dir, output, per_class, like, counts_file, seed, temperature,
     if sum(x is not None for x in (per_class, like, counts_file)) != 1:
         raise NetsynthError("give exactly one of --per-class, --like, --counts")
     model = load(model_dir)
-    for name, value in (("temperature", temperature), ("top_k", top_k)):
-        if value is not None:
-            if not hasattr(model.config, name):
-                raise NetsynthError(f"--{name.replace('_', '-')} applies to sequence models, not {model.kind}")
-            setattr(model.config, name, value)
     if per_class is not None:
-        synth = model.sample(n_per_class=per_class, seed=seed)
+        synth = model.sample(n_per_class=per_class, seed=seed, **options)
     else:
-        counts = FlowSet.read(like).class_counts() if like else read_counts(counts_file)
-        synth = model.sample({c: k for c, k in counts.items() if k > 0}, seed=seed)
+        counts = FlowSet.read(like).present_counts() if like else read_counts(counts_file)
+        synth = model.sample({c: k for c, k in counts.items() if k > 0}, seed=seed, **options)
     synth.write(output)
     out.print(f"generated {len(synth)} flows in {len(synth.classes)} classes with {model.kind}; wrote {output}")
 
@@ -217,10 +217,11 @@ def augment(small_file, method, full_file, output, seed):
     from netsynth.augment import top_up
     from netsynth.flows import FlowSet
     from netsynth.models import create, load
+    from netsynth.models.registry import names
 
     small = FlowSet.read(small_file)
     target = max(FlowSet.read(full_file).class_counts().values())
-    generator = create(method).fit(small) if method in ("smote", "fast-retransmit") else load(method)
+    generator = create(method).fit(small) if method in names("baseline") else load(method)
     result = top_up(small, generator, target, seed=seed)
     result.write(output)
     out.print(f"{len(small)} real + {len(result) - len(small)} synthetic ({method}) flows, "
@@ -232,17 +233,19 @@ def models():
     """Model kinds, their default settings and parameter counts."""
     import dataclasses
 
-    from netsynth.models.base import REGISTRY, _import_all
+    from netsynth.models.registry import KINDS
 
-    _import_all()
     table = Table(title="generators (parameters for 10 classes, N=10, max size 1500, full vocabulary)")
     table.add_column("kind", no_wrap=True)
-    for col in ("parameters", "what it is", "default settings"):
+    for col in ("role", "parameters", "what it is", "default settings", "uses (train / generate options)"):
         table.add_column(col)
-    for kind, cls in sorted(REGISTRY.items()):
+    for kind in KINDS.values():
+        cls = kind.load()
         count = cls.nominal_parameters(n_classes=10, n_packets=10, max_size=1500)
         defaults = ", ".join(f"{f.name}={getattr(cls.Config(), f.name)}" for f in dataclasses.fields(cls.Config))
-        table.add_row(kind, f"{count:,}" if count is not None else "data", cls.description, defaults or "-")
+        uses = f"{'all' if kind.trains else ', '.join(sorted(cls.train_options)) or '-'} / {', '.join(sorted(cls.sample_options)) or '-'}"
+        table.add_row(kind.name, kind.role, f"{count:,}" if count is not None else "data", cls.description,
+                      defaults or "-", uses)
     out.print(table)
 
 
@@ -285,7 +288,7 @@ def evaluate(real_file, train_file, synth_file, output, seed, bin_width):
 @cli.command()
 @click.argument("flows_file", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Results folder.")
-@click.option("--models", default=",".join(["llama", "mamba", "diffusion", "cvae", "markov"]), show_default=True)
+@click.option("--models", default=None, help="Generative kinds to compare [default: all of them, see `netsynth models`].")
 @click.option("--fractions", default=None, help="Kept fractions for augmentation [default: 0.05,0.1,0.15,0.2].")
 @click.option("--seeds", type=int, default=None, help="Seeds for splits of the augmentation and forests [default: 3].")
 @click.option("--epochs", type=int, default=None, help="Epochs of every neural model [default: each model's own].")
@@ -299,7 +302,7 @@ def benchmark(flows_file, output, models, fractions, seeds, epochs, target_cap, 
     from netsynth.benchmark import BenchmarkSettings, run_benchmark
     from netsynth.report import render
 
-    given = {"models": [m.strip() for m in models.split(",") if m.strip()], "seeds": seeds, "epochs": epochs,
+    given = {"models": [m.strip() for m in models.split(",") if m.strip()] if models else None, "seeds": seeds, "epochs": epochs,
              "target_cap": target_cap, "bin_width": bin_width, "efficiency": not no_efficiency}
     if fractions:
         try:
@@ -349,7 +352,16 @@ def quickstart(out_dir, seed):
                models="llama,cvae,markov", quick=True, resume=(root / "results" / "results.json").exists())
 
 
+def show_note(message, category, *_):
+    """An option a model does not use is a note on one line, not a warning with a source line."""
+    if issubclass(category, NetsynthNote):
+        console.print(f"[yellow]note:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+    else:
+        default_showwarning(message, category, *_)
+
+
 def main(argv=None):
+    warnings.showwarning = show_note
     try:
         cli.main(args=argv, prog_name="netsynth", standalone_mode=False)
     except NetsynthError as e:

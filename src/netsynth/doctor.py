@@ -74,7 +74,7 @@ def sampler_findings(seed: int = 0) -> list[Finding]:
     codes = np.arange(64) % len(flows.classes)
     findings = []
     for kind, settings in TINY.items():
-        model = create(kind, **settings, epochs=5, batch_size=16, lr=1e-2, vocabulary="observed", seed=seed).fit(flows)
+        model = create(kind, **settings, vocabulary="observed").fit(flows, epochs=5, batch_size=16, lr=1e-2, seed=seed)
         findings += [Finding(kind, note) for note in model.runtime_notes(resolve_device("auto"))]
         try:
             cache_name = CachedStep(model.module_).cache_name

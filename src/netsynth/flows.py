@@ -117,6 +117,10 @@ class FlowSet:
         counts = np.bincount(self.codes, minlength=len(self.classes))
         return {c: int(k) for c, k in zip(self.classes, counts)}
 
+    def present_counts(self) -> dict[str, int]:
+        """Flows per class, for the classes that have any."""
+        return {c: k for c, k in self.class_counts().items() if k}
+
     def sequences(self) -> list[tuple[int, ...]]:
         """Each flow as a tuple of signed lengths without padding (hashable, for set-based metrics)."""
         signed, length = self.signed, self.length

@@ -118,8 +118,8 @@ METRIC_NAMES = [m.name for m in METRICS]
 def check_comparable(real: FlowSet, synth: FlowSet, what: str = "synthetic") -> None:
     if real.n_packets != synth.n_packets:
         raise NetsynthError(f"real flows have N={real.n_packets} packets, {what} flows N={synth.n_packets}")
-    r = {c for c, k in real.class_counts().items() if k}
-    s = {c for c, k in synth.class_counts().items() if k}
+    r = set(real.present_counts())
+    s = set(synth.present_counts())
     if r != s:
         raise NetsynthError(f"real and {what} flows have different classes: only real {sorted(r - s)}, "
                             f"only {what} {sorted(s - r)}")

@@ -15,9 +15,8 @@ from netsynth import paper
 from netsynth.errors import NetsynthError
 from netsynth.fileio import atomic_path
 from netsynth.metrics import METRIC_NAMES
+from netsynth.models.registry import display, names
 
-LABELS = {"llama": "LLaMA", "mamba": "Mamba", "diffusion": "NetDiffus-NR", "cvae": "CVAE", "markov": "Markov",
-          "smote": "SMOTE", "fast-retransmit": "Fast Retransmit", "real-only": "real only"}
 
 
 def pyplot():
@@ -86,7 +85,7 @@ def _rq1(out: Path, steps: dict, models: list[str], settings: dict) -> list[str]
     if "floor" not in steps or not models:
         return []
     rows = [["real vs real (floor)"] + [f"{steps['floor']['macro'][n]:.4f}" for n in METRIC_NAMES]]
-    rows += [[LABELS[m]] + [f"{steps[f'fidelity:{m}']['macro'][n]:.4f}" for n in METRIC_NAMES] for m in models]
+    rows += [[display(m)] + [f"{steps[f'fidelity:{m}']['macro'][n]:.4f}" for n in METRIC_NAMES] for m in models]
     _write_csv(out / "fidelity.csv", ["model"] + METRIC_NAMES, rows)
     _radar(out / "fidelity_radar.png", steps, models)
     return ["## RQ1: fidelity (macro over classes, lower is better)", "",
@@ -101,7 +100,7 @@ def _radar(path: Path, steps: dict, models: list[str]) -> None:
     plt = pyplot()
     angles = np.linspace(0, 2 * np.pi, len(METRIC_NAMES), endpoint=False).tolist()
     fig, ax = plt.subplots(figsize=(7, 7), subplot_kw={"polar": True})
-    series = [("real vs real", steps["floor"]["macro"])] + [(LABELS[m], steps[f"fidelity:{m}"]["macro"]) for m in models]
+    series = [("real vs real", steps["floor"]["macro"])] + [(display(m), steps[f"fidelity:{m}"]["macro"]) for m in models]
     for name, macro in series:
         values = [1 - macro[n] for n in METRIC_NAMES]  # inverted: a larger polygon is better
         ax.plot(angles + angles[:1], values + values[:1], label=name, linestyle="--" if name == "real vs real" else "-")
@@ -123,7 +122,7 @@ def _rq2(out: Path, steps: dict, models: list[str]) -> list[str]:
              paper.TSTR_F1["CESNET-TLS22-80"]["train on real"]]]
     for m in models:
         f1 = steps[f"tstr:{m}"]["f1"]
-        rows.append([LABELS[m], _pct(f1), f"{100 * (np.mean(f1) - np.mean(real)):+.2f}",
+        rows.append([display(m), _pct(f1), f"{100 * (np.mean(f1) - np.mean(real)):+.2f}",
                      paper.TSTR_F1["MIRAGE-2019"].get(m, "-"), paper.TSTR_F1["CESNET-TLS22-80"].get(m, "-")])
     header = ["approach", "macro F1 % (mean ± std)", "vs real (points)", "paper MIRAGE-2019", "paper CESNET-TLS22-80"]
     _write_csv(out / "tstr.csv", header, rows)
@@ -137,7 +136,7 @@ def _rq3(out: Path, steps: dict, models: list[str]) -> list[str]:
     methods = list(dict.fromkeys(r["method"] for r in records))
     fractions = sorted({r["fraction"] for r in records})
     cell = {(m, f): [r["f1"] for r in records if r["method"] == m and r["fraction"] == f] for m in methods for f in fractions}
-    rows = [[LABELS.get(m, m)] + [_pct(cell[m, f]) for f in fractions] for m in methods]
+    rows = [[display(m)] + [_pct(cell[m, f]) for f in fractions] for m in methods]
     header = ["method"] + [f"{100 * f:g} %" for f in fractions]
     _write_csv(out / "augmentation.csv", ["method", "fraction", "seed", "f1", "n_train"],
                [[r["method"], r["fraction"], r["seed"], r["f1"], r["n_train"]] for r in records])
@@ -145,8 +144,8 @@ def _rq3(out: Path, steps: dict, models: list[str]) -> list[str]:
     for m in methods:
         means = [np.mean(cell[m, f]) for f in fractions]
         stds = [np.std(cell[m, f]) for f in fractions]
-        ax.errorbar([100 * f for f in fractions], means, yerr=stds, marker="o", capsize=3, label=LABELS.get(m, m),
-                    linestyle="--" if m in ("real-only", "smote", "fast-retransmit") else "-")
+        ax.errorbar([100 * f for f in fractions], means, yerr=stds, marker="o", capsize=3, label=display(m),
+                    linestyle="--" if m == "real-only" or m in names("baseline") else "-")
     if "train_on_real" in steps:
         ax.axhline(np.mean(steps["train_on_real"]["f1"]), color="grey", linestyle=":", label="all real data")
     ax.set_xlabel("kept fraction of the real training flows (%)")
@@ -177,7 +176,7 @@ def _rq4(out: Path, steps: dict, models: list[str]) -> list[str]:
         e = steps[f"efficiency:{m}"]
         p, q = e["paper"], e["practical"]
         ref = paper.EFFICIENCY.get(m, {})
-        rows.append([LABELS[m], f"{e['parameters']:,}", f"{e['disk_mb']:.2f}", f"{p['train_s_per_epoch']:.2f}",
+        rows.append([display(m), f"{e['parameters']:,}", f"{e['disk_mb']:.2f}", f"{p['train_s_per_epoch']:.2f}",
                      f"{p['gen_ms_per_flow']:.2f}", _memory(p), f"{q['train_s_per_epoch']:.2f}", f"{q['gen_ms_per_flow']:.3f}",
                      _memory(q),
                      ref.get("train_s_per_epoch", "-"), ref.get("gen_ms_per_flow", "-"), ref.get("disk_mb", "-")])

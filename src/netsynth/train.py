@@ -12,7 +12,6 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -23,22 +22,9 @@ from safetensors.torch import load_file, save_file
 from netsynth.errors import NetsynthError
 from netsynth.fileio import atomic_path
 from netsynth.machine import usable_cores
+from netsynth.models.options import TrainSettings
 
 CHECKPOINT = "checkpoint"
-
-
-@dataclass
-class TrainSettings:
-    """Training settings shared by every neural generator (part of each one's config)."""
-    epochs: int = 30
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_fraction: float = 0.05
-    val_fraction: float = 0.1
-    patience: int = 5  # epochs without a better validation loss before stopping
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
 
 
 def resolve_device(name: str) -> torch.device:

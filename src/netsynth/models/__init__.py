@@ -1,4 +1,5 @@
-"""Generators behind one interface; `create(kind, **settings)` and `load(dir)` find them by kind."""
-from netsynth.models.base import REGISTRY, Generator, create, load
+"""Generators: the interface (base), the one list of kinds (registry), and one module per kind."""
+from netsynth.models.base import Generator, create, load
+from netsynth.models.registry import KINDS, Kind, register
 
-__all__ = ["REGISTRY", "Generator", "create", "load"]
+__all__ = ["KINDS", "Generator", "Kind", "create", "load", "register"]

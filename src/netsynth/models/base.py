@@ -1,8 +1,9 @@
 """The one interface of every generator, and the registry that maps a kind to its class (DESIGN section 5).
 
-scikit-learn/SDV habits: settings go to `__init__` (a config dataclass per kind), nothing is learned there;
-`fit(train)` returns self; `sample(counts, seed)` returns a FlowSet; `save(dir)` writes config.json and
-model.safetensors (never a pickle); `netsynth.load(dir)` restores any kind from config.json.
+scikit-learn/SDV habits: what defines the model goes to `__init__` (a config dataclass per kind), nothing is
+learned there; `fit(train, **FitOptions)` returns self; `sample(counts, seed, **SampleOptions)` returns a
+FlowSet; `save(dir)` writes config.json (the config, never the options) and model.safetensors (never a
+pickle); `netsynth.load(dir)` restores any kind from config.json.
 """
 from __future__ import annotations
 
@@ -19,14 +20,12 @@ from safetensors.numpy import load_file, save_file
 from netsynth.errors import NetsynthError
 from netsynth.fileio import atomic_path
 from netsynth.flows import FlowSet
+from netsynth.models.options import FitOptions, SampleOptions, resolve_options
 
-REGISTRY: dict[str, type["Generator"]] = {}
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
-
-
-def register(cls):
-    REGISTRY[cls.kind] = cls
-    return cls
+# options that netsynth 0.1.0 saved in config.json; dropped when such a model is loaded
+LEGACY_OPTIONS = {f.name for f in dataclasses.fields(FitOptions)} | {"temperature", "top_k", "sample_batch_size",
+                                                                     "sample_steps", "sampler"}
 
 
 def data_hash(flows: FlowSet) -> str:
@@ -41,6 +40,9 @@ class Generator:
     kind: ClassVar[str]
     Config: ClassVar[type]
     description: ClassVar[str] = ""
+    train_options: ClassVar[frozenset[str]] = frozenset()  # the FitOptions this kind uses
+    sample_options: ClassVar[frozenset[str]] = frozenset()  # the SampleOptions this kind uses
+    train_defaults: ClassVar[dict] = {}  # this kind's own defaults of FitOptions
 
     def __init__(self, **settings):
         names = [f.name for f in dataclasses.fields(self.Config)]
@@ -52,9 +54,11 @@ class Generator:
 
     # the interface -------------------------------------------------------------------------------------
     def fit(self, train: FlowSet, **options) -> "Generator":
+        """Learn from `train`; `options` are FitOptions (epochs, batch_size, lr, seed, device, checkpoint_dir, ...)."""
+        options = resolve_options(FitOptions, options, self.train_options, self.kind, self.train_defaults)
         if len(train) == 0:
             raise NetsynthError(f"{self.kind}: the training set is empty")
-        present = [c for c, k in train.class_counts().items() if k > 0]
+        present = list(train.present_counts())
         if len(present) < 2:
             raise NetsynthError(f"{self.kind}: the training set has {len(present)} class(es) with flows; "
                                 "a class-conditioned generator needs at least two")
@@ -64,12 +68,15 @@ class Generator:
         self.max_size_ = int(train.meta.get("options", {}).get("max_size", 1500))
         self.max_size_ = max(self.max_size_, int(train.size.max()))
         self.data_hash_ = data_hash(train)
-        self._fit(train, **options)
+        self._fit(train, options)
         return self
 
-    def sample(self, counts: Mapping[str, int] | None = None, *, n_per_class: int | None = None, seed: int = 0) -> FlowSet:
-        """Synthetic flows: `counts` {class: n}, or `n_per_class` of every class the model knows."""
+    def sample(self, counts: Mapping[str, int] | None = None, *, n_per_class: int | None = None, seed: int = 0,
+               **options) -> FlowSet:
+        """Synthetic flows: `counts` {class: n}, or `n_per_class` of every class the model knows; `options` are
+        SampleOptions (temperature, top_k, batch_size, device, steps, sampler)."""
         self._check_fitted()
+        options = resolve_options(SampleOptions, options, self.sample_options, self.kind)
         if (counts is None) == (n_per_class is None):
             raise NetsynthError("give either counts {class: n} or n_per_class")
         if counts is None:
@@ -84,7 +91,7 @@ class Generator:
                                or [np.zeros(0, np.int32)])
         if len(codes) == 0:
             return FlowSet(np.zeros((0, self.n_packets_)), np.zeros((0, self.n_packets_)), codes, self.classes_)
-        flows = self._sample(codes, seed)
+        flows = self._sample(codes, seed, options)
         assert flows.classes == self.classes_ and np.array_equal(flows.codes, codes)
         assert (flows.size[flows.direction != 0] >= 1).all() and flows.size.max() <= self.max_size_
         flows.meta = {"generator": self.kind, "seed": seed}
@@ -105,7 +112,8 @@ class Generator:
 
     @classmethod
     def from_config(cls, config: dict, state: dict[str, np.ndarray]) -> "Generator":
-        model = cls(**config["settings"])
+        names = {f.name for f in dataclasses.fields(cls.Config)}
+        model = cls(**{k: v for k, v in config["settings"].items() if k in names or k not in LEGACY_OPTIONS})
         model.classes_ = tuple(config["classes"])
         model.n_packets_, model.max_size_, model.data_hash_ = config["n_packets"], config["max_size"], config["data_hash"]
         model._restore(config, state)
@@ -132,10 +140,10 @@ class Generator:
         return FlowSet(np.abs(signed), np.sign(signed), codes, self.classes_)
 
     # what each kind implements ---------------------------------------------------------------------------
-    def _fit(self, train: FlowSet, **options) -> None:
+    def _fit(self, train: FlowSet, options: FitOptions) -> None:
         raise NotImplementedError
 
-    def _sample(self, codes: np.ndarray, seed: int) -> FlowSet:
+    def _sample(self, codes: np.ndarray, seed: int, options: SampleOptions) -> FlowSet:
         raise NotImplementedError
 
     def _state(self) -> dict[str, np.ndarray]:
@@ -162,14 +170,13 @@ def _version() -> str:
 
 
 def create(kind: str, **settings) -> Generator:
-    _import_all()
-    if kind not in REGISTRY:
-        raise NetsynthError(f"unknown model kind {kind!r}; known kinds: {', '.join(sorted(REGISTRY))}")
-    return REGISTRY[kind](**settings)
+    from netsynth.models.registry import kind as lookup
+    return lookup(kind).load()(**settings)
 
 
 def load(path: str | os.PathLike) -> Generator:
-    _import_all()
+    from netsynth.models.registry import KINDS
+
     path = Path(path)
     cfg_path = path / CONFIG_FILE
     if not cfg_path.is_file() or not (path / WEIGHTS_FILE).is_file():
@@ -179,18 +186,13 @@ def load(path: str | os.PathLike) -> Generator:
         kind = config["kind"]
     except (json.JSONDecodeError, KeyError, TypeError):
         raise NetsynthError(f"{cfg_path}: not a netsynth model config") from None
-    if kind not in REGISTRY:
-        raise NetsynthError(f"{cfg_path}: unknown model kind {kind!r}; known kinds: {', '.join(sorted(REGISTRY))}")
+    if kind not in KINDS:
+        raise NetsynthError(f"{cfg_path}: unknown model kind {kind!r}; known kinds: {', '.join(sorted(KINDS))}")
     try:
         state = load_file(str(path / WEIGHTS_FILE))
     except Exception as e:  # safetensors raises its own error types for damaged files
         raise NetsynthError(f"{path / WEIGHTS_FILE}: damaged weights ({e})") from None
     try:
-        return REGISTRY[kind].from_config(config, state)
+        return KINDS[kind].load().from_config(config, state)
     except (KeyError, RuntimeError, ValueError, TypeError) as e:
         raise NetsynthError(f"{path}: config and weights do not match a {kind} model ({str(e).splitlines()[0]})") from None
-
-
-def _import_all():
-    """Kinds register themselves on import; import them all before looking one up."""
-    from netsynth.models import cvae, diffusion, fast_retransmit, llama, mamba, markov, smote  # noqa: F401

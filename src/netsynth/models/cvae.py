@@ -15,17 +15,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from netsynth.flows import FlowSet
-from netsynth.models.base import register
 from netsynth.models.neural import NeuralGenerator
-from netsynth.train import TrainSettings
+from netsynth.models.options import SampleOptions
+from netsynth.train import resolve_device
 
 
 @dataclass
-class CVAEConfig(TrainSettings):
+class CVAEConfig:
     hidden_sizes: tuple[int, int] = (500, 250)
     latent_size: int = 20
     beta: float = 1.0  # weight of the KL term
-    epochs: int = 60
 
 
 class CVAEModule(nn.Module):
@@ -49,11 +48,12 @@ class CVAEModule(nn.Module):
         return self.decode(z, onehot), mu, logvar
 
 
-@register
 class CVAE(NeuralGenerator):
     kind = "cvae"
     Config = CVAEConfig
     description = "conditional VAE (paper: hidden 500/250, latent 20) with length, direction and size heads"
+    sample_options = frozenset({"device"})  # all flows in one batch: the decoder is a small MLP
+    train_defaults = {"epochs": 60}
 
     def _build(self):
         return CVAEModule(self.n_packets_, len(self.classes_), tuple(self.config.hidden_sizes), self.config.latent_size)
@@ -77,15 +77,16 @@ class CVAE(NeuralGenerator):
         return (rec + self.config.beta * kl) / len(codes) * (len(codes) / n_real)
 
     @torch.inference_mode()
-    def _sample(self, codes: np.ndarray, seed: int) -> FlowSet:
-        module = self.module_.to(self.device).eval()
-        gen = torch.Generator(device=self.device).manual_seed(seed)
-        c = torch.from_numpy(codes.astype(np.int64)).to(self.device)
-        z = torch.randn((len(codes), module.latent), generator=gen, device=self.device)
+    def _sample(self, codes: np.ndarray, seed: int, options: SampleOptions) -> FlowSet:
+        device = resolve_device(options.device)
+        module = self.module_.to(device).eval()
+        gen = torch.Generator(device=device).manual_seed(seed)
+        c = torch.from_numpy(codes.astype(np.int64)).to(device)
+        z = torch.randn((len(codes), module.latent), generator=gen, device=device)
         length_logits, dir_logits, size = module.decode(z, F.one_hot(c, module.n_classes).float())
         length = torch.multinomial(torch.softmax(length_logits, 1), 1, generator=gen)[:, 0] + 1
-        up = torch.rand(dir_logits.shape, generator=gen, device=self.device) < torch.sigmoid(dir_logits)
+        up = torch.rand(dir_logits.shape, generator=gen, device=device) < torch.sigmoid(dir_logits)
         sizes = torch.clamp(torch.round(size * self.max_size_), 1, self.max_size_).long()
         signed = torch.where(up, sizes, -sizes)
-        signed[torch.arange(self.n_packets_, device=self.device)[None, :] >= length[:, None]] = 0
+        signed[torch.arange(self.n_packets_, device=device)[None, :] >= length[:, None]] = 0
         return self._to_flows(signed.cpu().numpy(), codes)

@@ -18,24 +18,19 @@ import torch.nn.functional as F
 from netsynth.codecs import gasf
 from netsynth.errors import NetsynthError
 from netsynth.flows import FlowSet
-from netsynth.models.base import register
 from netsynth.models.neural import NeuralGenerator
-from netsynth.train import TrainSettings
+from netsynth.models.options import SampleOptions
+from netsynth.train import resolve_device
 
 
 @dataclass
-class DiffusionConfig(TrainSettings):
+class DiffusionConfig:
     base_channels: int = 32
     layers_per_block: int = 1
     attention_heads: int = 4
     train_timesteps: int = 1000
-    sampler: str = "dpm-solver++"  # dpm-solver++ | ddim
-    sample_steps: int = 20
     guidance_scale: float = 1.0  # 1 = plain conditional sampling; > 1 = classifier-free guidance
     class_dropout: float = 0.1  # used only when guidance_scale != 1
-    sample_batch_size: int = 1024
-    epochs: int = 60
-    lr: float = 2e-3
 
 
 def _side(n_packets: int) -> int:
@@ -43,11 +38,12 @@ def _side(n_packets: int) -> int:
     return -(-n_packets // 4) * 4
 
 
-@register
 class Diffusion(NeuralGenerator):
     kind = "diffusion"
     Config = DiffusionConfig
     description = "NetDiffus-NR: class-conditioned UNet2D diffusion on GASF images, DPM-Solver++ sampling"
+    sample_options = frozenset({"batch_size", "device", "steps", "sampler"})
+    train_defaults = {"epochs": 60, "lr": 2e-3}
 
     def _build(self):
         from diffusers import UNet2DModel
@@ -88,21 +84,22 @@ class Diffusion(NeuralGenerator):
         return F.mse_loss(module(noisy, t, class_labels=codes).sample, noise)
 
     @torch.inference_mode()
-    def _sample(self, codes: np.ndarray, seed: int) -> FlowSet:
+    def _sample(self, codes: np.ndarray, seed: int, options: SampleOptions) -> FlowSet:
         from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
         samplers = {"dpm-solver++": DPMSolverMultistepScheduler, "ddim": DDIMScheduler}
-        if self.config.sampler not in samplers:
-            raise NetsynthError(f"sampler must be one of {sorted(samplers)}, got {self.config.sampler!r}")
-        module = self.module_.to(self.device).eval()
-        sched = samplers[self.config.sampler].from_config(self._scheduler().config)
-        gen = torch.Generator(device=self.device).manual_seed(seed)
+        if options.sampler not in samplers:
+            raise NetsynthError(f"sampler must be one of {sorted(samplers)}, got {options.sampler!r}")
+        device = resolve_device(options.device)
+        module = self.module_.to(device).eval()
+        sched = samplers[options.sampler].from_config(self._scheduler().config)
+        gen = torch.Generator(device=device).manual_seed(seed)
         side, N, w = _side(self.n_packets_), self.n_packets_, self.config.guidance_scale
         out = np.zeros((len(codes), N), dtype=np.int64)
-        for start in range(0, len(codes), self.config.sample_batch_size):
-            c = torch.from_numpy(codes[start:start + self.config.sample_batch_size].astype(np.int64)).to(self.device)
-            x = torch.randn((len(c), 1, side, side), generator=gen, device=self.device)
-            sched.set_timesteps(self.config.sample_steps)
+        for start in range(0, len(codes), options.batch_size):
+            c = torch.from_numpy(codes[start:start + options.batch_size].astype(np.int64)).to(device)
+            x = torch.randn((len(c), 1, side, side), generator=gen, device=device)
+            sched.set_timesteps(options.steps)
             for t in sched.timesteps:
                 eps = module(x, t, class_labels=c).sample
                 if w != 1.0:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from netsynth.flows import FlowSet
-from netsynth.models.base import register
+from netsynth.models.options import SampleOptions
 from netsynth.models.memory import FlowMemory
 
 
@@ -35,13 +35,12 @@ class FastRetransmitConfig:
     p: float = 0.1
 
 
-@register
 class FastRetransmit(FlowMemory):
     kind = "fast-retransmit"
     Config = FastRetransmitConfig
     description = "Rosetta's fast-retransmit transformation of real flows (loss probability p); sees only the data given"
 
-    def _sample(self, codes: np.ndarray, seed: int) -> FlowSet:
+    def _sample(self, codes: np.ndarray, seed: int, options: SampleOptions) -> FlowSet:
         rng = np.random.default_rng(seed)
         out = np.zeros((len(codes), self.n_packets_), dtype=np.int64)
         for i, code in enumerate(codes):

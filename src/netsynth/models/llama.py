@@ -3,21 +3,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from netsynth.models.base import register
-from netsynth.models.sequence import CausalLMGenerator, SamplingSettings
-from netsynth.train import TrainSettings
+from netsynth.models.sequence import CausalLMGenerator, TokenSettings
 
 
 @dataclass
-class LlamaConfig(SamplingSettings, TrainSettings):
-    lr: float = 3e-3  # 10 epochs at 3e-3 brought llama's JSDs on IoT Sentinel to the real-vs-real floor; 1e-3 needs 3x more
+class LlamaConfig(TokenSettings):
     hidden_size: int = 160
     intermediate_size: int = 320
     num_hidden_layers: int = 4
     num_attention_heads: int = 8
 
 
-@register
 class Llama(CausalLMGenerator):
     kind = "llama"
     Config = LlamaConfig

@@ -9,21 +9,17 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 
-from netsynth.models.base import register
-from netsynth.models.sequence import CausalLMGenerator, SamplingSettings
-from netsynth.train import TrainSettings
+from netsynth.models.sequence import CausalLMGenerator, TokenSettings
 
 
 @dataclass
-class MambaConfig(SamplingSettings, TrainSettings):
-    lr: float = 3e-3  # 10 epochs at 3e-3 brought llama's JSDs on IoT Sentinel to the real-vs-real floor; 1e-3 needs 3x more
+class MambaConfig(TokenSettings):
     hidden_size: int = 72
     intermediate_size: int = 144
     num_hidden_layers: int = 4
     state_size: int = 16
 
 
-@register
 class Mamba(CausalLMGenerator):
     kind = "mamba"
     Config = MambaConfig

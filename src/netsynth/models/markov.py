@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from netsynth.flows import FlowSet
-from netsynth.models.base import Generator, register
+from netsynth.models.options import FitOptions, SampleOptions
+from netsynth.models.base import Generator
 
 END = 0  # state 0 is <START> as a source and <END> as a target; lengths are 1.. (index into `values`)
 
@@ -20,13 +21,12 @@ class MarkovConfig:
     pass
 
 
-@register
 class Markov(Generator):
     kind = "markov"
     Config = MarkovConfig
     description = "per-class first-order Markov chain over signed lengths"
 
-    def _fit(self, train: FlowSet, **_) -> None:
+    def _fit(self, train: FlowSet, options: FitOptions) -> None:
         signed, length = train.signed, train.length
         self.values_ = np.unique(signed[train.direction != 0])
         state = np.zeros(signed.shape, dtype=np.int64)
@@ -50,7 +50,7 @@ class Markov(Generator):
         self._row_keys, self._row_start = np.unique(keys, return_index=True)
         self._row_end = np.append(self._row_start[1:], len(t))
 
-    def _sample(self, codes: np.ndarray, seed: int) -> FlowSet:
+    def _sample(self, codes: np.ndarray, seed: int, options: SampleOptions) -> FlowSet:
         rng = np.random.default_rng(seed)
         t = self.transitions_
         n, N = len(codes), self.n_packets_

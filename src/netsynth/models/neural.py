@@ -1,6 +1,7 @@
 """What the neural generators share: a torch module built from the config, trained by the one loop."""
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import numpy as np
@@ -8,10 +9,14 @@ import torch
 
 from netsynth.flows import FlowSet
 from netsynth.models.base import Generator
+from netsynth.models.options import FitOptions
 from netsynth.train import fit_module, is_main_process, resolve_device
+
+FIT_OPTIONS = frozenset(f.name for f in dataclasses.fields(FitOptions))
 
 
 class NeuralGenerator(Generator):
+    train_options = FIT_OPTIONS
     @classmethod
     def nominal_parameters(cls, n_classes: int, n_packets: int, max_size: int) -> int:
         model = cls()
@@ -33,22 +38,19 @@ class NeuralGenerator(Generator):
     def _prepare(self, train: FlowSet) -> None:
         """Learn the representation (codec) from the training data before the module is built."""
 
-    def _fit(self, train: FlowSet, checkpoint_dir=None, resume=False, verbose=False) -> None:
+    def _fit(self, train: FlowSet, options: FitOptions) -> None:
         self._prepare(train)
-        torch.manual_seed(self.config.seed)
+        torch.manual_seed(options.seed)
         self.module_ = self._build()
-        log = (lambda msg: print(msg, file=sys.stderr)) if verbose and is_main_process() else None
+        log = (lambda msg: print(msg, file=sys.stderr)) if options.verbose and is_main_process() else None
+        device = resolve_device(options.device)
         if log:
             log(f"{self.kind}: {self.n_parameters:,} trainable parameters, {len(train)} flows, "
-                f"{len(self.classes_)} classes, device {resolve_device(self.config.device)}")
-            for note in self.runtime_notes(self.device):
+                f"{len(self.classes_)} classes, device {device}")
+            for note in self.runtime_notes(device):
                 log(note)
-        self.history_ = fit_module(self.module_, self._loss, self._tensors(train), self.config,
-                                   checkpoint_dir=checkpoint_dir, resume=resume, log=log)
-
-    @property
-    def device(self) -> torch.device:
-        return resolve_device(self.config.device)
+        self.history_ = fit_module(self.module_, self._loss, self._tensors(train), options.train_settings(),
+                                   checkpoint_dir=options.checkpoint_dir, resume=options.resume, log=log)
 
     @property
     def n_parameters(self) -> int:

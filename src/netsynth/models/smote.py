@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from netsynth.flows import FlowSet
-from netsynth.models.base import register
+from netsynth.models.options import SampleOptions
 from netsynth.models.memory import FlowMemory
 
 
@@ -21,13 +21,12 @@ class SmoteConfig:
     k_neighbors: int = 5
 
 
-@register
 class Smote(FlowMemory):
     kind = "smote"
     Config = SmoteConfig
     description = "SMOTE interpolation between real flows of a class (imbalanced-learn); sees only the data given"
 
-    def _sample(self, codes: np.ndarray, seed: int) -> FlowSet:
+    def _sample(self, codes: np.ndarray, seed: int, options: SampleOptions) -> FlowSet:
         from imblearn.over_sampling import SMOTE
 
         N, max_size = self.n_packets_, self.max_size_

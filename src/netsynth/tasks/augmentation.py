@@ -17,9 +17,9 @@ from netsynth.augment import top_up
 from netsynth.errors import NetsynthError
 from netsynth.flows import FlowSet
 from netsynth.models.base import create
+from netsynth.models.registry import names
 from netsynth.tasks.tstr import forest_f1
 
-DATA_BASELINES = ("smote", "fast-retransmit")
 
 
 class FlowPool:
@@ -49,11 +49,12 @@ def check_fractions(fractions: Iterable[float]) -> list[float]:
 
 
 def augmentation_curve(train: FlowSet, test: FlowSet, pools: Mapping[str, FlowSet], fractions: Iterable[float],
-                       seeds: Iterable[int], baselines: Iterable[str] = DATA_BASELINES, target: int | None = None,
+                       seeds: Iterable[int], baselines: Iterable[str] | None = None, target: int | None = None,
                        on_result: Callable[[dict], None] | None = None) -> list[dict]:
     """Records {method, fraction, seed, f1, n_train} for real-only, each data baseline and each pool.
     Classes are topped up to `target` flows (default: the largest class of `train`)."""
     target = target or max(train.class_counts().values())
+    baselines = names("baseline") if baselines is None else baselines
     records = []
     for seed in seeds:
         for fraction in check_fractions(fractions):

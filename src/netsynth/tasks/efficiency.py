@@ -4,6 +4,7 @@ int8 quantization of llama (torchao weight-only; torch's dynamic activation quan
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import tempfile
 import threading
@@ -80,14 +81,11 @@ def paper_subset(train: FlowSet, n_classes: int = 5, per_class: int = 500, seed:
 
 
 def measure_training(kind: str, flows: FlowSet, batch_size: int, epochs: int = 1, **settings) -> tuple[Generator, dict]:
-    from netsynth.models.neural import NeuralGenerator
-
     model = create(kind, **settings)
-    if isinstance(model, NeuralGenerator):
-        model = create(kind, epochs=epochs, batch_size=batch_size, patience=epochs + 1, **settings)
+    options = {"epochs": epochs, "batch_size": batch_size, "patience": epochs + 1}
     with peak_memory() as mem:
         t0 = time.perf_counter()
-        model.fit(flows)
+        model.fit(flows, **{k: v for k, v in options.items() if k in model.train_options})
         took = time.perf_counter() - t0
     seconds = model.history_["seconds"] if hasattr(model, "history_") else [took]
     return model, {"train_s_per_epoch": float(np.mean(seconds)), "train_peak_mb": mem["peak_mb"],
@@ -95,20 +93,21 @@ def measure_training(kind: str, flows: FlowSet, batch_size: int, epochs: int = 1
                    "batch_size": batch_size, "epochs": epochs, "train_flows": len(flows)}
 
 
-def measure_generation(model: Generator, per_class: int, batch_size: int | None) -> dict:
+def measure_generation(model: Generator, per_class: int, batch_size: int | None, device: str | None = None) -> dict:
     """batch_size 1: one flow per call, as a service answering single requests would; None: one call for all."""
     counts = {c: per_class for c in model.classes_}
-    model.sample({model.classes_[0]: 1}, seed=0)  # warm-up (lazy imports, first kernels)
+    sample = functools.partial(model.sample, device=device)
+    sample({model.classes_[0]: 1}, seed=0)  # warm-up (lazy imports, first kernels)
     with peak_memory() as mem:
         t0 = time.perf_counter()
         if batch_size == 1:
             n = 0
             for c in model.classes_:
                 for i in range(per_class):
-                    model.sample({c: 1}, seed=i)
+                    sample({c: 1}, seed=i)
                     n += 1
         else:
-            n = len(model.sample(counts, seed=0))
+            n = len(sample(counts, seed=0))
         took = time.perf_counter() - t0
     return {"gen_ms_per_flow": 1000 * took / n, "gen_peak_mb": mem["peak_mb"], "gen_added_mb": mem["added_mb"], "gen_batch": batch_size or "all", "gen_flows": n}
 
@@ -117,8 +116,6 @@ def quantized(model: Generator, mode: str) -> Generator:
     """A copy of a llama/mamba model with int8 weights: "int8-weight-only" (torchao) or "int8-dynamic"
     (torch's dynamic quantization: int8 weights, activations quantized on the fly)."""
     q = copy.copy(model)
-    q.config = copy.deepcopy(model.config)
-    q.config.device = "cpu"
     module = copy.deepcopy(model.module_).cpu().eval()
     if mode == "int8-weight-only":
         from torchao.quantization import Int8WeightOnlyConfig, quantize_

@@ -1,0 +1,65 @@
+"""Options of `fit` and `sample`: how a model is trained or sampled, as opposed to what defines it (its config).
+
+Every kind accepts every option below, so that one loop over kinds can pass the same ones; a kind says which
+it uses (`Generator.train_options`, `sample_options`), and one it does not use is ignored with a one-line
+note (a `NetsynthNote` warning; the CLI prints it as `note: ...`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass
+
+from netsynth.errors import NetsynthError
+
+
+class NetsynthNote(UserWarning):
+    """Something the user asked for that this model does not use."""
+
+
+@dataclass
+class TrainSettings:
+    """How a neural generator is trained (the one loop in netsynth.train)."""
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.05
+    val_fraction: float = 0.1
+    patience: int = 5  # epochs without a better validation loss before stopping
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+
+
+@dataclass
+class FitOptions(TrainSettings):
+    checkpoint_dir: str | None = None  # a checkpoint after every epoch goes to <checkpoint_dir>/checkpoint
+    resume: bool = False  # continue from that checkpoint
+    verbose: bool = False  # parameter count, per-epoch losses and notes on stderr
+
+    def train_settings(self) -> TrainSettings:
+        return TrainSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(TrainSettings)})
+
+
+@dataclass
+class SampleOptions:
+    temperature: float = 1.0  # sequence models: logits / temperature
+    top_k: int = 0  # sequence models: draw among the k most likely tokens (0 = all)
+    batch_size: int = 1024  # flows generated at once
+    device: str = "auto"  # auto | cpu | cuda
+    steps: int = 20  # diffusion: denoising steps
+    sampler: str = "dpm-solver++"  # diffusion: dpm-solver++ | ddim
+
+
+def resolve_options(cls, given: dict, used: frozenset[str], kind: str, defaults: dict | None = None):
+    """An options dataclass `cls` from `given` (None = not given) over `defaults`; a name `cls` does not know
+    is an error, one that this kind does not use is dropped with a note."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    given = {k: v for k, v in given.items() if v is not None}
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise NetsynthError(f"unknown option(s) {unknown}; valid: {names}")
+    ignored = sorted(set(given) - used)
+    if ignored:
+        warnings.warn(f"{kind} does not use {', '.join(ignored)}; ignored", NetsynthNote, stacklevel=3)
+    return cls(**{**(defaults or {}), **{k: v for k, v in given.items() if k in used}})
