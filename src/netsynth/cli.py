@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+import rich.progress
 from rich.table import Table
 
 from netsynth.errors import NetsynthError
@@ -22,13 +22,9 @@ out = Console()
 
 
 def track(iterable, total: int, what: str):
-    """A rich progress bar over `iterable` (on stderr, so piped output stays clean)."""
-    with Progress(TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True, disable=not console.is_terminal) as bar:
-        task = bar.add_task(what, total=total)
-        for item in iterable:
-            yield item
-            bar.advance(task)
+    """rich's progress bar over `iterable`, on stderr (piped output stays clean) and on a terminal only."""
+    return rich.progress.track(iterable, description=what, total=total, console=console, transient=True,
+                               disable=not console.is_terminal)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -55,90 +55,121 @@ def fit_module(module: torch.nn.Module, loss_fn: Callable, tensors: tuple[torch.
 
     loss_fn(module, *batch) -> scalar loss. Ends with the weights of the best validation epoch.
     """
-    from accelerate import Accelerator
+    return Trainer(module, loss_fn, settings, checkpoint_dir, log).fit(tensors, resume)
 
-    device = resolve_device(settings.device)
-    use_all_cores()
-    accelerator = Accelerator(cpu=device.type == "cpu")
-    if log is None or not accelerator.is_main_process:
-        log = lambda msg: None  # noqa: E731
-    n = len(tensors[0])
-    rng = np.random.default_rng(settings.seed)
-    order = rng.permutation(n)
-    n_val = int(round(n * settings.val_fraction)) if n >= 20 else 0
-    val_idx, train_idx = order[:n_val], order[n_val:]
-    train_set = torch.utils.data.TensorDataset(*(t[train_idx] for t in tensors))
-    val = tuple(t[val_idx] for t in tensors)
-    loader = torch.utils.data.DataLoader(train_set, batch_size=settings.batch_size, shuffle=True,
-                                         generator=torch.Generator().manual_seed(settings.seed))
-    optimizer = torch.optim.AdamW(module.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    total_steps = max(1, settings.epochs * len(loader))
-    warmup = max(1, int(settings.warmup_fraction * total_steps))
 
-    def lr_at(step):
-        if step < warmup:
-            return settings.lr * (step + 1) / warmup
-        return settings.lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total_steps - warmup)))
+class Trainer:
+    """The loop in parts that read one at a time: the validation split, the learning-rate schedule, one epoch,
+    early stopping on the validation loss (the best weights are kept), and the checkpoint after every epoch."""
 
-    history = {"epochs": [], "train_loss": [], "val_loss": [], "seconds": []}
-    start_epoch, best, best_state, since_best = 0, math.inf, None, 0
-    ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir else None
-    if resume:
-        if ckpt is None or not (ckpt / "state.json").is_file():
-            raise NetsynthError(f"--resume: no checkpoint in {checkpoint_dir}")
-        state = json.loads((ckpt / "state.json").read_text())
-        module.load_state_dict(load_file(str(ckpt / "model.safetensors")))
-        best_state = load_file(str(ckpt / "best.safetensors"))
-        _load_optimizer(optimizer, load_file(str(ckpt / "optimizer.safetensors")))
-        start_epoch, best, since_best, history = state["epoch"] + 1, state["best"], state["since_best"], state["history"]
-        loader.generator.manual_seed(settings.seed + start_epoch)
-        log(f"resumed after epoch {start_epoch} (best validation loss {best:.4f})")
+    def __init__(self, module, loss_fn, settings: TrainSettings, checkpoint_dir=None, log=None):
+        from accelerate import Accelerator
 
-    # the loss is computed inside the prepared module's forward, so that a distributed wrapper sees it
-    inner = module
-    module, optimizer, loader = accelerator.prepare(WithLoss(inner, loss_fn), optimizer, loader)
-    step = start_epoch * len(loader)
-    for epoch in range(start_epoch, settings.epochs):
-        if since_best >= settings.patience:
-            break
-        t0 = time.perf_counter()
+        self.module, self.settings = module, settings
+        use_all_cores()
+        self.accelerator = Accelerator(cpu=resolve_device(settings.device).type == "cpu")
+        quiet = log is None or not self.accelerator.is_main_process
+        self.log = (lambda msg: None) if quiet else log
+        self.loss_module = WithLoss(module, loss_fn)
+        self.ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir else None
+        self.history = {"epochs": [], "train_loss": [], "val_loss": [], "seconds": []}
+        self.best, self.best_state, self.since_best, self.start_epoch = math.inf, None, 0, 0
+
+    def split(self, tensors):
+        """A seeded validation hold-out (none below 20 examples) and a shuffling loader over the rest."""
+        s, n = self.settings, len(tensors[0])
+        order = np.random.default_rng(s.seed).permutation(n)
+        n_val = int(round(n * s.val_fraction)) if n >= 20 else 0
+        train = torch.utils.data.TensorDataset(*(t[order[n_val:]] for t in tensors))
+        loader = torch.utils.data.DataLoader(train, batch_size=s.batch_size, shuffle=True,
+                                             generator=torch.Generator().manual_seed(s.seed))
+        return loader, tuple(t[order[:n_val]] for t in tensors)
+
+    def schedule(self, optimizer, steps_per_epoch: int):
+        """Linear warm-up from lr / warmup (not from 0, as transformers' get_cosine_schedule_with_warmup does:
+        the first step is not wasted), then cosine decay to 0, over every step of every epoch."""
+        s = self.settings
+        total = max(1, s.epochs * steps_per_epoch)
+        warmup = max(1, int(s.warmup_fraction * total))
+        first = self.start_epoch * steps_per_epoch
+
+        def factor(step):
+            step += first
+            if step < warmup:
+                return (step + 1) / warmup
+            return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+    def epoch(self, module, loader, optimizer, scheduler, title: str) -> float:
         module.train()
         total, count = 0.0, 0
-        with EpochBar(f"epoch {epoch + 1}/{settings.epochs}", len(loader)) as bar:
+        with EpochBar(title, len(loader)) as bar:
             for batch in loader:
-                for group in optimizer.param_groups:
-                    group["lr"] = lr_at(step)
                 loss = module(*batch)
                 optimizer.zero_grad(set_to_none=True)
-                accelerator.backward(loss)
-                accelerator.clip_grad_norm_(module.parameters(), 1.0)
+                self.accelerator.backward(loss)
+                self.accelerator.clip_grad_norm_(module.parameters(), 1.0)
                 optimizer.step()
-                step += 1
+                scheduler.step()
                 total += loss.item() * len(batch[0])
                 count += len(batch[0])
                 bar.advance(total / count)
-        train_loss = total / max(1, count)
-        val_loss = _evaluate(module, val, settings.batch_size, accelerator.device) if n_val else train_loss
-        seconds = time.perf_counter() - t0
-        for key, value in zip(history, (epoch + 1, train_loss, val_loss, seconds)):
-            history[key].append(value)
-        if val_loss < best - 1e-6:
-            best, since_best = val_loss, 0
-            best_state = {k: v.detach().cpu().clone() for k, v in inner.state_dict().items()}
-        else:
-            since_best += 1
-        log(f"epoch {epoch + 1}/{settings.epochs}  train loss {train_loss:.4f}  val loss {val_loss:.4f}  {seconds:.1f} s"
-            + ("  (best)" if since_best == 0 else ""))
-        if ckpt is not None and accelerator.is_main_process:
-            _save_checkpoint(ckpt, inner, best_state, optimizer,
-                             {"epoch": epoch, "best": best, "since_best": since_best, "history": history})
-        if not math.isfinite(train_loss):
-            raise NetsynthError(f"training diverged at epoch {epoch + 1} (loss {train_loss}); lower --lr")
-    if best_state is not None:
-        inner.load_state_dict(best_state)
-    inner.eval()
-    history["best_val_loss"] = best
-    return history
+        return total / max(1, count)
+
+    def improved(self, val_loss: float) -> bool:
+        """Keep the weights of the best validation loss so far; count the epochs since."""
+        if val_loss < self.best - 1e-6:
+            self.best, self.since_best = val_loss, 0
+            self.best_state = {k: v.detach().cpu().clone() for k, v in self.module.state_dict().items()}
+            return True
+        self.since_best += 1
+        return False
+
+    def fit(self, tensors, resume: bool = False) -> dict:
+        s = self.settings
+        loader, val = self.split(tensors)
+        optimizer = torch.optim.AdamW(self.module.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+        if resume:
+            self.restore(optimizer, loader)
+        scheduler = self.schedule(optimizer, len(loader))
+        # the loss is computed inside the prepared module's forward, so that a distributed wrapper sees it
+        module, prepared_optimizer, loader = self.accelerator.prepare(self.loss_module, optimizer, loader)
+        for epoch in range(self.start_epoch, s.epochs):
+            if self.since_best >= s.patience:
+                break
+            t0 = time.perf_counter()
+            train_loss = self.epoch(module, loader, prepared_optimizer, scheduler, f"epoch {epoch + 1}/{s.epochs}")
+            val_loss = _evaluate(module, val, s.batch_size, self.accelerator.device) if len(val[0]) else train_loss
+            seconds = time.perf_counter() - t0
+            for key, value in zip(self.history, (epoch + 1, train_loss, val_loss, seconds)):
+                self.history[key].append(value)
+            best = self.improved(val_loss)
+            self.log(f"epoch {epoch + 1}/{s.epochs}  train loss {train_loss:.4f}  val loss {val_loss:.4f}  {seconds:.1f} s"
+                     + ("  (best)" if best else ""))
+            self.save(optimizer, epoch)
+            if not math.isfinite(train_loss):
+                raise NetsynthError(f"training diverged at epoch {epoch + 1} (loss {train_loss}); lower --lr")
+        if self.best_state is not None:
+            self.module.load_state_dict(self.best_state)
+        self.module.eval()
+        return {**self.history, "best_val_loss": self.best}
+
+    def save(self, optimizer, epoch: int) -> None:
+        if self.ckpt is not None and self.accelerator.is_main_process:
+            _save_checkpoint(self.ckpt, self.module, self.best_state, optimizer,
+                             {"epoch": epoch, "best": self.best, "since_best": self.since_best, "history": self.history})
+
+    def restore(self, optimizer, loader) -> None:
+        if self.ckpt is None or not (self.ckpt / "state.json").is_file():
+            raise NetsynthError(f"--resume: no checkpoint in {self.ckpt.parent if self.ckpt else None}")
+        state = json.loads((self.ckpt / "state.json").read_text())
+        self.module.load_state_dict(load_file(str(self.ckpt / "model.safetensors")))
+        self.best_state = load_file(str(self.ckpt / "best.safetensors"))
+        _load_optimizer(optimizer, load_file(str(self.ckpt / "optimizer.safetensors")))
+        self.start_epoch, self.best, self.since_best = state["epoch"] + 1, state["best"], state["since_best"]
+        self.history = state["history"]
+        loader.generator.manual_seed(self.settings.seed + self.start_epoch)
+        self.log(f"resumed after epoch {self.start_epoch} (best validation loss {self.best:.4f})")
 
 
 class WithLoss(torch.nn.Module):
