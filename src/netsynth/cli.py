@@ -295,7 +295,7 @@ def evaluate(real_file, train_file, synth_file, output, seed, bin_width):
 @click.option("--resume", is_flag=True, help="Continue a run in the same folder; finished steps are not redone.")
 def benchmark(flows_file, output, models, fractions, seeds, epochs, target_cap, bin_width, no_efficiency, quick, resume):
     """Answer the paper's four research questions on a FlowSet: results.json, report.md, CSVs, plots."""
-    from netsynth.benchmark import BenchmarkSettings, run_benchmark
+    from netsynth.experiment import ExperimentSettings, run_experiment
     from netsynth.report import render
 
     given = {"models": [m.strip() for m in models.split(",") if m.strip()] if models else None, "seeds": seeds, "epochs": epochs,
@@ -306,8 +306,8 @@ def benchmark(flows_file, output, models, fractions, seeds, epochs, target_cap, 
         except ValueError:
             raise NetsynthError(f"--fractions takes numbers separated by commas, got {fractions!r}") from None
     given = {k: v for k, v in given.items() if v is not None}
-    settings = BenchmarkSettings.quick_settings(**given) if quick else BenchmarkSettings(**given)
-    run_benchmark(flows_file, output, settings, resume=resume, log=lambda msg: console.print(msg, highlight=False, markup=False))
+    settings = ExperimentSettings.quick_settings(**given) if quick else ExperimentSettings(**given)
+    run_experiment(flows_file, output, settings, resume=resume, log=lambda msg: console.print(msg, highlight=False, markup=False))
     path = render(output)
     out.print(f"report: {path}")
 

@@ -1,0 +1,283 @@
+"""`netsynth benchmark`: the paper's experiment (its four research questions) on any FlowSet, as a pipeline.
+
+The steps, in order, each a top-level function of explicit inputs that returns what results.json keeps:
+split, floor, train-on-real, then per generative model train, generate, fidelity and TSTR, then augmentation,
+efficiency and quantization. `Results.step` stores each result as soon as it returns, so an interrupted run
+continues where it stopped (--resume). Models, their checkpoints and the synthetic flows live under cache/
+(ignored by git); results.json, report.md, CSVs and PNGs are small enough to commit.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from netsynth.errors import NetsynthError
+from netsynth.fileio import atomic_path
+from netsynth.flows import FlowSet
+from netsynth.machine import usable_cores
+from netsynth.metrics import fidelity, real_floor
+from netsynth.models.base import create, data_hash, load
+from netsynth.models.registry import names
+from netsynth.tasks import efficiency as eff
+from netsynth.tasks.augmentation import FlowPool, augmentation_curve, check_fractions
+from netsynth.tasks.tstr import FOREST, forest_f1
+
+QUANTIZATIONS = ("int8-weight-only", "int8-dynamic")
+
+
+@dataclass
+class ExperimentSettings:
+    models: list[str] = field(default_factory=lambda: names("generative"))
+    fractions: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.15, 0.2])
+    seeds: int = 3
+    epochs: int | None = None  # None: each model's default
+    batch_size: int | None = None  # None: each model's default
+    test_size: float = 0.2
+    target_cap: int | None = None  # top classes up to min(majority, cap); None = the paper's majority rule
+    bin_width: int = 1  # histogram bins of the fidelity metrics, in bytes (1 = exact values)
+    efficiency: bool = True
+    paper_classes: int = 5
+    paper_train_per_class: int = 500
+    paper_gen_per_class: int = 100
+    quick: bool = False
+
+    @classmethod
+    def quick_settings(cls, **overrides) -> "ExperimentSettings":
+        """A fast look: few epochs, one seed, two fractions, a small efficiency protocol."""
+        base = dict(seeds=1, epochs=10, fractions=[0.05, 0.2], paper_train_per_class=40, paper_gen_per_class=5,
+                    quick=True)
+        return cls(**{**base, **overrides})
+
+    def check(self):
+        check_fractions(self.fractions)
+        unknown = sorted(set(self.models) - set(names("generative")))
+        if unknown:
+            raise NetsynthError(f"--models: unknown {unknown}; choose from {', '.join(names('generative'))}")
+        if self.seeds < 1:
+            raise NetsynthError("--seeds must be at least 1")
+
+
+class Results:
+    """results.json: every number the report shows, written whole after each step."""
+
+    def __init__(self, out: Path, fingerprint: str, settings: ExperimentSettings, resume: bool, source: str):
+        self.path = out / "results.json"
+        if self.path.exists():
+            if not resume:
+                raise NetsynthError(f"{out} already holds results; use --resume to continue them or choose another folder")
+            self.data = json.loads(self.path.read_text())
+            if self.data.get("dataset", {}).get("fingerprint") != fingerprint:
+                raise NetsynthError(f"{out} holds results for another dataset ({self.data.get('dataset', {}).get('source')}, "
+                                    f"fingerprint {self.data.get('dataset', {}).get('fingerprint')}); "
+                                    f"this one is {fingerprint}: choose another folder")
+            changed = sorted(k for k, v in dataclasses.asdict(settings).items() if self.data["settings"].get(k) != v)
+            if changed:
+                raise NetsynthError(f"{out} was run with other settings ({', '.join(changed)} differ); "
+                                    "resume with the same options or choose another folder")
+        else:
+            self.data = {"dataset": {"source": source, "fingerprint": fingerprint}, "steps": {}}
+        self.data["settings"] = dataclasses.asdict(settings)
+        self.data["environment"] = environment()
+
+    def step(self, name: str, fn: Callable[..., dict], *args, log: Callable[[str], None] = print, **kwargs) -> dict:
+        """fn(*args, **kwargs) stored under `name` as soon as it returns (with its seconds); on a resumed run, the
+        stored value when the step is done already."""
+        if name in self.data["steps"]:
+            log(f"[done already] {name}")
+            return self.data["steps"][name]
+        log(f"[{time.strftime('%H:%M:%S')}] {name} ...")
+        t0 = time.perf_counter()
+        value = fn(*args, **kwargs)
+        value.setdefault("seconds", round(time.perf_counter() - t0, 2))
+        self.data["steps"][name] = value
+        with atomic_path(self.path) as tmp:
+            tmp.write_text(json.dumps(self.data, indent=1, default=_jsonable))
+        return value
+
+    def forget(self, name: str) -> None:
+        self.data["steps"].pop(name, None)
+
+
+def _jsonable(x):
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.floating,)):
+        return float(x)
+    raise TypeError(type(x))
+
+
+def environment() -> dict:
+    import sklearn
+    import torch
+    import transformers
+
+    from netsynth import __version__
+    return {"netsynth": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "scikit-learn": sklearn.__version__,
+            "machine": f"{platform.machine()}, {usable_cores()} CPU cores"
+                       + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"),
+            "forest": FOREST}
+
+
+def _jsonable(x):
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.floating,)):
+        return float(x)
+    raise TypeError(type(x))
+
+
+def environment() -> dict:
+    import sklearn
+    import torch
+    import transformers
+
+    from netsynth import __version__
+    return {"netsynth": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "scikit-learn": sklearn.__version__,
+            "machine": f"{platform.machine()}, {usable_cores()} CPU cores"
+                       + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"),
+            "forest": FOREST}
+
+
+@dataclass
+class Split:
+    """What the steps after the split read: the two sides, the classes with test flows, the seeds, the target."""
+    train: FlowSet
+    test: FlowSet  # only the classes that have test flows (a group split can leave a class without any)
+    seeds: list[int]
+    target: int  # flows per class after augmentation: the majority's count, or the cap
+
+
+def split_step(flows: FlowSet, test_size: float, cache: Path) -> dict:
+    train, test = flows.split(test_size=test_size, seed=0)
+    train.write(cache / "train.parquet")
+    test.write(cache / "test.parquet")
+    return {"train": train.class_counts(), "test": test.class_counts(), "grouped": flows.group is not None}
+
+
+def read_split(cache: Path, settings: ExperimentSettings) -> Split:
+    train, test = FlowSet.read(cache / "train.parquet"), FlowSet.read(cache / "test.parquet")
+    majority = max(train.class_counts().values())
+    target = min(majority, settings.target_cap) if settings.target_cap else majority
+    return Split(train, test.select(list(test.present_counts())), list(range(settings.seeds)), target)
+
+
+def train_on_real_step(s: Split) -> dict:
+    return {"f1": [forest_f1(s.train, s.test, seed=seed) for seed in s.seeds]}
+
+
+def train_step(kind: str, train: FlowSet, settings: ExperimentSettings, model_dir: Path) -> dict:
+    batch_size = settings.batch_size
+    if batch_size is None and settings.quick:  # at least 16 optimizer steps per epoch, even on a small set
+        batch_size = min(256, max(16, len(train) // 16))
+    model = create(kind)
+    options = {"epochs": settings.epochs, "batch_size": batch_size, "checkpoint_dir": model_dir, "verbose": True}
+    t0 = time.perf_counter()
+    model.fit(train, **{k: v for k, v in options.items() if k in model.train_options})
+    took = time.perf_counter() - t0
+    model.save(model_dir)
+    history = getattr(model, "history_", {})
+    return {"train_seconds": took, "parameters": model.n_parameters, "epochs_run": len(history.get("epochs", [])),
+            "settings": dataclasses.asdict(model.config), "history": history}
+
+
+def generate_step(model_dir: Path, s: Split, pool_path: Path) -> dict:
+    """A pool of every class: enough for augmentation (the target) and for TSTR (the training split's counts)."""
+    model = load(model_dir)
+    t0 = time.perf_counter()
+    pool = model.sample({c: max(s.target, k) for c, k in s.train.present_counts().items()}, seed=0)
+    took = time.perf_counter() - t0
+    pool_path.parent.mkdir(exist_ok=True)
+    pool.write(pool_path)
+    return {"flows": len(pool), "ms_per_flow": 1000 * took / len(pool)}
+
+
+def synthetic_sets(kind: str, pool: FlowSet, s: Split) -> dict[int, FlowSet]:
+    """Per seed, the synthetic training set of TSTR and fidelity: the training split's class counts, from the pool."""
+    return {seed: FlowPool(kind, pool).sample(s.train.present_counts(), seed=seed) for seed in s.seeds}
+
+
+def fidelity_step(synth: FlowSet, s: Split, bin_width: int) -> dict:
+    tested = list(s.test.classes)
+    return fidelity(s.test, synth.select(tested), train=s.train.select(tested), bin_width=bin_width)
+
+
+def tstr_step(synth: dict[int, FlowSet], s: Split) -> dict:
+    return {"f1": [forest_f1(synth[seed], s.test, seed=seed) for seed in s.seeds]}
+
+
+def augmentation_step(s: Split, pools: dict[str, FlowSet], fractions: list[float], log: Callable[[str], None]) -> dict:
+    on_result = lambda r: log(f"  {r['method']:16s} f={r['fraction']:.2f} seed {r['seed']}: F1 {r['f1']:.3f}")  # noqa: E731
+    return {"target_per_class": s.target,
+            "records": augmentation_curve(s.train, s.test, pools, fractions, s.seeds, target=s.target, on_result=on_result)}
+
+
+def efficiency_step(kind: str, subset: FlowSet, gen_per_class: int) -> dict:
+    """RQ4 for one kind: the paper's protocol (batch 1) and a practical one (training batch 256, one call for all)."""
+    row = {}
+    for protocol, batch in (("paper", 1), ("practical", 256)):
+        model, training = eff.measure_training(kind, subset, batch_size=batch)
+        generation = eff.measure_generation(model, gen_per_class, 1 if protocol == "paper" else None)
+        row[protocol] = {**training, **generation}
+    return {**row, "disk_mb": eff.disk_mb(model), "parameters": model.n_parameters}
+
+
+def quantization_step(full, mode: str, s: Split, settings: ExperimentSettings) -> dict:
+    """llama as trained (float32) or with int8 weights; int8 kernels are CPU kernels, so all three run there."""
+    model = full if mode == "float32" else eff.quantized(full, mode)
+    practical = eff.measure_generation(model, settings.paper_gen_per_class, None, device="cpu")
+    single = eff.measure_generation(model, max(1, settings.paper_gen_per_class // 10), 1, device="cpu")
+    synth = model.sample(s.train.present_counts(), seed=0, device="cpu")  # one synthetic set, a forest per seed
+    return {"size_mb": eff.module_mb(model.module_), "gen_ms_per_flow_practical": practical["gen_ms_per_flow"],
+            "gen_ms_per_flow_batch1": single["gen_ms_per_flow"],
+            "fidelity": fidelity_step(synth, s, settings.bin_width)["macro"],
+            "tstr_f1": [forest_f1(synth, s.test, seed=seed) for seed in s.seeds]}
+
+
+def run_experiment(flows_path: str | Path, out_dir: str | Path, settings: ExperimentSettings, resume: bool = False,
+                   log: Callable[[str], None] = print) -> dict:
+    settings.check()
+    flows = FlowSet.read(flows_path)
+    out = Path(out_dir)
+    cache = out / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    (out / ".gitignore").write_text("cache/\n")
+    res = Results(out, data_hash(flows), settings, resume, str(flows_path))
+    step = lambda name, fn, *args: res.step(name, fn, *args, log=log)  # noqa: E731
+
+    step("split", split_step, flows, settings.test_size, cache)
+    s = read_split(cache, settings)
+    step("floor", real_floor, s.test, 0, settings.bin_width)
+    step("train_on_real", train_on_real_step, s)
+    pools: dict[str, FlowSet] = {}
+    for kind in settings.models:
+        model_dir, pool_path = cache / "models" / kind, cache / "synthetic" / f"{kind}.parquet"
+        step(f"train:{kind}", train_step, kind, s.train, settings, model_dir)
+        if not pool_path.exists():
+            res.forget(f"generate:{kind}")  # the cache was removed: generate again
+        step(f"generate:{kind}", generate_step, model_dir, s, pool_path)
+        pools[kind] = FlowSet.read(pool_path)
+        synth = synthetic_sets(kind, pools[kind], s)
+        step(f"fidelity:{kind}", fidelity_step, synth[0], s, settings.bin_width)
+        step(f"tstr:{kind}", tstr_step, synth, s)
+    majority = max(s.train.class_counts().values())
+    if s.target < majority:
+        log(f"augmentation tops classes up to {s.target} flows (capped), not the majority's {majority}")
+    step("augmentation", augmentation_step, s, pools, settings.fractions, log)
+    if settings.efficiency:
+        subset = eff.paper_subset(s.train, settings.paper_classes, settings.paper_train_per_class)
+        for kind in settings.models:
+            step(f"efficiency:{kind}", efficiency_step, kind, subset, settings.paper_gen_per_class)
+        if "llama" in settings.models:
+            full = load(cache / "models" / "llama")
+            for mode in ("float32", *QUANTIZATIONS):
+                step(f"quantization:{mode}", quantization_step, full, mode, s, settings)
+    return res.data
