@@ -14,7 +14,6 @@ import argparse
 import tempfile
 import time
 
-import numpy as np
 import torch
 
 import netsynth

@@ -16,7 +16,7 @@ from netsynth.models import Kind, register
 from netsynth.models.memory import FlowMemory
 from netsynth.models.options import NetsynthNote
 from netsynth.models.registry import KINDS
-from test_cli_ingest import error_line, run
+from test_cli_ingest import run
 
 
 @dataclass

@@ -73,7 +73,8 @@ def ingest(inputs, output, n_packets, keep_empty, max_size, label_from, sequence
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write length and size histograms (PNG).")
 def inspect(flowset, plot):
     """Classes, counts, flow lengths and sizes of a FlowSet."""
-    from netsynth.inspect import class_summary, plot_summary
+    from netsynth.flowstats import class_summary
+    from netsynth.plots import flowset_overview
     from netsynth.flows import FlowSet
 
     flows = FlowSet.read(flowset)
@@ -90,7 +91,7 @@ def inspect(flowset, plot):
     hist = "  ".join(f"{k}:{int((lengths == k).sum())}" for k in range(1, flows.n_packets + 1))
     out.print(f"flow length histogram  {hist}")
     if plot:
-        plot_summary(flows, plot)
+        flowset_overview(flows, plot)
         out.print(f"wrote {plot}")
 
 

@@ -126,27 +126,6 @@ def environment() -> dict:
             "forest": FOREST}
 
 
-def _jsonable(x):
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (np.floating,)):
-        return float(x)
-    raise TypeError(type(x))
-
-
-def environment() -> dict:
-    import sklearn
-    import torch
-    import transformers
-
-    from netsynth import __version__
-    return {"netsynth": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "scikit-learn": sklearn.__version__,
-            "machine": f"{platform.machine()}, {usable_cores()} CPU cores"
-                       + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"),
-            "forest": FOREST}
-
-
 @dataclass
 class Split:
     """What the steps after the split read: the two sides, the classes with test flows, the seeds, the target."""

@@ -19,20 +19,3 @@ def class_summary(flows: FlowSet) -> list[dict]:
                      "mean_up": float(up.mean()) if len(up) else 0.0, "mean_down": float(down.mean()) if len(down) else 0.0,
                      "distinct": len({sequences[i] for i in idx})})
     return rows
-
-
-def plot_summary(flows: FlowSet, path) -> None:
-    from netsynth.report import pyplot, save_png
-
-    fig, axes = pyplot().subplots(1, 3, figsize=(15, 4))
-    counts = flows.class_counts()
-    axes[0].barh(list(counts), list(counts.values()))
-    axes[0].set_title("flows per class")
-    axes[0].tick_params(axis="y", labelsize=6)
-    axes[1].hist(flows.length, bins=np.arange(0.5, flows.n_packets + 1.5))
-    axes[1].set_title("packets per flow")
-    signed = flows.signed[flows.direction != 0]
-    axes[2].hist(signed, bins=100)
-    axes[2].set_title("signed payload length (+ up, - down)")
-    fig.tight_layout()
-    save_png(fig, path)
