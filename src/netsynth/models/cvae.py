@@ -4,6 +4,12 @@ Kingma et al., "Semi-supervised Learning with Deep Generative Models", NeurIPS 2
 Encoder and decoder see the class one-hot; the decoder has three heads whose outputs are always a valid
 flow: the length (a categorical over 1..N), the direction of each packet (a Bernoulli), and the size of
 each packet (in [1, max_size] through a sigmoid). Only the packets inside the length count in the loss.
+
+Glossary (code name: the paper's term and Kingma et al.'s symbols):
+    hidden_sizes   hidden 500/250: the encoder's layers (the decoder mirrors them)
+    latent_size    "intermediate 20" in Table I: the size of z
+    beta           the weight of KL(q(z | x, y) || N(0, I)) beside the reconstruction term (1 = the plain ELBO)
+    y              the class, one-hot, given to encoder q(z | x, y) and decoder p(x | z, y)
 """
 from __future__ import annotations
 

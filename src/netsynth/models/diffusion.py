@@ -6,6 +6,14 @@ image (codecs/gasf.py). The denoiser is diffusers' UNet2DModel with a class embe
 embedding; training uses the DDPM noise schedule, sampling the fast deterministic DPM-Solver++ with a
 configurable number of steps (DDIM as an alternative). With guidance_scale != 1 the class embedding is dropped for a fraction of the
 training examples and classifier-free guidance mixes the two predictions when sampling.
+
+Glossary (code name: the paper's term and Ho et al.'s symbols):
+    base_channels     hidden 32: channels of the first UNet block (then 64, 64)
+    attention_heads   4 heads in the attention blocks
+    train_timesteps   T, the length of the DDPM forward (noising) process; images x_0 [n, 1, S, S], S = N rounded up to 4
+    eps               the denoiser's prediction of the noise epsilon_theta(x_t, t, class)
+    guidance_scale    w of classifier-free guidance: eps = eps_uncond + w (eps_class - eps_uncond)
+    gasf              TrafficMatrix2Image (GASF) and Image2TrafficMatrix (codecs/gasf.py)
 """
 from __future__ import annotations
 

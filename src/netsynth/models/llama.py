@@ -1,4 +1,12 @@
-"""llama: a small LLaMA-style decoder (transformers LlamaForCausalLM) over flow tokens, the paper's best model."""
+"""llama: a small LLaMA-style decoder (transformers LlamaForCausalLM) over flow tokens, the paper's best model.
+
+Glossary (code name: the paper's term, Table I):
+    hidden_size          hidden 160: the width of every token's representation
+    intermediate_size    intermediate 320: the width of the SwiGLU feed-forward block
+    num_hidden_layers    4 layers; num_attention_heads: 8 heads
+    codec_ (TokenCodec)  TrafficMatrix2Token and Token2TrafficMatrix: ids [n, N + 2] = <CLASS_k> t_1..t_len <EOS> <PAD>..
+    vocabulary           full: the paper's 2 x PL_max signed-length tokens; observed: only those seen in training
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass

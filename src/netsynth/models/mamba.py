@@ -1,5 +1,12 @@
 """mamba: a small Mamba state-space model (transformers MambaForCausalLM) over flow tokens.
 
+Glossary (code name: the paper's term, Table I, and Gu & Dao's symbols):
+    hidden_size        hidden 72 (D, the model width)
+    intermediate_size  intermediate 144 (E * D, the expanded width of the selective scan)
+    state_size         N in Gu & Dao: the size of each channel's SSM state h_t
+    num_hidden_layers  4 layers
+    codec_             TrafficMatrix2Token, as for llama (models/sequence.py)
+
 transformers uses the CUDA kernels (mamba-ssm, causal-conv1d) when they are installed and falls back to
 its PyTorch reference implementation otherwise, so the same code runs on a CPU. On a GPU that fallback is
 much slower, and it happens without a word; `runtime_notes` says so in one line (training log, doctor).
