@@ -53,7 +53,7 @@ def test_a_registered_kind_is_listed_trained_sampled_and_benchmarked(echo, capsy
     assert code == 0 and "│ echo " in out and "replays" in out
     code, out, err = run(capsys, "train", "echo", demo_file, "-o", str(tmp_path / "m"), "--epochs", "3")
     assert code == 0 and "trained echo" in out
-    assert "note: echo does not use checkpoint_dir, epochs, verbose; ignored" in err
+    assert "note: echo does not use epochs; ignored" in err
     code, out, _ = run(capsys, "generate", str(tmp_path / "m"), "--per-class", "4", "-o", str(tmp_path / "s.parquet"))
     assert code == 0 and "generated 28 flows in 7 classes with echo" in out
     code, out, err = run(capsys, "benchmark", demo_file, "-o", str(tmp_path / "r"), "--models", "echo", "--quick",
