@@ -95,5 +95,5 @@ def test_distributed_training_with_two_processes(demo_file, tmp_path):
     assert proc.stdout.count("trained cvae") == 1 and proc.stderr.count("epoch 2/2") == 1
     single = netsynth.create("cvae").fit(FlowSet.read(demo_file), epochs=2)
     distributed = netsynth.load(tmp_path / "m")
-    assert not (single._state()["to_flow.weight"] == distributed._state()["to_flow.weight"]).all()
+    assert not (single._state()["to_value.weight"] == distributed._state()["to_value.weight"]).all()
     assert len(distributed.sample(n_per_class=2, seed=0)) == 2 * len(distributed.classes_)

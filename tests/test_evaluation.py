@@ -72,12 +72,13 @@ def test_benchmark_quick_runs_resumes_and_refuses_another_dataset(capsys, demo_f
     steps = results["steps"]
     assert {"split", "floor", "train_on_real", "fidelity:markov", "tstr:cvae", "augmentation", "efficiency:cvae"} <= set(steps)
     assert list(steps["fidelity:markov"]["macro"]) == METRIC_NAMES
+    assert 0 <= steps["tstr:cvae"]["class_fidelity"] <= 1 and 0 <= steps["train_on_real"]["class_fidelity"] <= 1
     for name in ("report.md", "fidelity.csv", "tstr.csv", "augmentation.csv", "efficiency.csv", "fidelity_radar.png",
                  "augmentation.png"):
         assert (tmp_path / "r" / name).stat().st_size > 0, name
     assert (tmp_path / "r" / ".gitignore").read_text() == "cache/\n"
     report = (tmp_path / "r" / "report.md").read_text()
-    assert "## RQ1" in report and "## RQ3" in report and "## RQ4" in report
+    assert "## RQ1" in report and "## RQ3" in report and "## RQ4" in report and "class fidelity %" in report
 
     code, _, err = run(capsys, *args)  # same folder without --resume: refused
     assert "already holds results; use --resume" in error_line(code, err)
@@ -112,3 +113,13 @@ def test_empty_class_in_synthetic_flows_is_refused(split):
     synth = train.take(np.flatnonzero(train.label != "dns"))
     with pytest.raises(NetsynthError, match=r"only real \['dns'\]"):
         fidelity(test, synth)
+
+
+def test_class_fidelity_is_the_share_labelled_with_their_own_class():
+    from netsynth import FlowSet
+    from netsynth.tasks.tstr import class_fidelity
+
+    train = FlowSet.from_signed(np.array([[100, -50]] * 20 + [[-300, 40]] * 20), ["a"] * 20 + ["b"] * 20)
+    right = FlowSet.from_signed(np.array([[100, -50]] * 3 + [[-300, 40]]), ["a", "a", "a", "b"], classes=train.classes)
+    half = FlowSet.from_signed(np.array([[100, -50]] * 4), ["a", "a", "b", "b"], classes=train.classes)
+    assert class_fidelity(train, right) == 1.0 and class_fidelity(train, half) == 0.5

@@ -67,7 +67,10 @@ def test_fidelity_refuses_different_classes_or_packets():
         fidelity(real, _flows([(1, 3), (2,)], ["a", "b"]))
 
 
-def test_real_floor_compares_two_disjoint_halves():
-    real = _flows([(i,) for i in range(1, 21)] * 2, ["a"] * 20 + ["b"] * 20)
-    floor = real_floor(real, seed=0)
-    assert 0 < floor["macro"]["jsd_1gram"] <= 1 and set(floor["per_class"]) == {"a", "b"}
+def test_real_floor_puts_the_reference_set_in_the_place_of_the_synthetic_one():
+    test = _flows([(1,), (2,), (3,), (1,)], ["a", "a", "b", "b"])
+    train = _flows([(1,), (1,), (3,), (4,), (5,), (6,)], ["a", "a", "b", "b", "c", "c"])
+    floor = real_floor(test, train)
+    assert set(floor["per_class"]) == {"a", "b"}  # the classes of the test flows
+    assert floor["per_class"]["a"]["jsd_1gram"] == pytest.approx(jsd_1gram([(1,), (2,)], [(1,), (1,)]))
+    assert floor["per_class"]["b"]["leakage"] == pytest.approx(1 / 3)  # {3, 1} and {3, 4}: one shared of three

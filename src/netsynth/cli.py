@@ -263,7 +263,7 @@ def evaluate(real_file, train_file, synth_file, output, seed, bin_width):
     real, train, synth = FlowSet.read(real_file), FlowSet.read(train_file), FlowSet.read(synth_file)
     check_comparable(real, train, "training")
     scores = fidelity(real, synth, train=train, bin_width=bin_width)
-    floor = real_floor(real, seed=seed, bin_width=bin_width)
+    floor = real_floor(real, train, bin_width=bin_width)
     f1 = tstr(train, real, synth, seed=seed)
     result = {"macro": scores["macro"], "per_class": scores["per_class"], "floor": floor["macro"], "tstr": f1,
               "files": {"real": real_file, "train": train_file, "synthetic": synth_file}, "seed": seed}
@@ -276,6 +276,8 @@ def evaluate(real_file, train_file, synth_file, output, seed, bin_width):
     out.print(table)
     out.print(f"TSTR macro F1: train on synthetic {100 * f1['train_on_synthetic']:.2f} %, "
               f"train on real {100 * f1['train_on_real']:.2f} %")
+    out.print(f"class fidelity (a forest trained on real flows labels them with their class): synthetic "
+              f"{100 * f1['class_fidelity_synthetic']:.2f} %, real test flows {100 * f1['class_fidelity_real']:.2f} %")
     if output:
         from netsynth.fileio import atomic_path
         with atomic_path(output) as tmp:

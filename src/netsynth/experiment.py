@@ -27,7 +27,7 @@ from netsynth.models.base import create, data_hash, load
 from netsynth.models.registry import names
 from netsynth.tasks import efficiency as eff
 from netsynth.tasks.augmentation import FlowPool, augmentation_curve, check_fractions
-from netsynth.tasks.tstr import FOREST, forest_f1
+from netsynth.tasks.tstr import FOREST, class_fidelity, forest_f1
 
 QUANTIZATIONS = ("int8-weight-only", "int8-dynamic")
 
@@ -150,7 +150,8 @@ def read_split(cache: Path, settings: ExperimentSettings) -> Split:
 
 
 def train_on_real_step(s: Split) -> dict:
-    return {"f1": [forest_f1(s.train, s.test, seed=seed) for seed in s.seeds]}
+    return {"f1": [forest_f1(s.train, s.test, seed=seed) for seed in s.seeds],
+            "class_fidelity": class_fidelity(s.train, s.test, seed=0)}
 
 
 def train_step(kind: str, train: FlowSet, settings: ExperimentSettings, model_dir: Path) -> dict:
@@ -190,7 +191,9 @@ def fidelity_step(synth: FlowSet, s: Split, bin_width: int) -> dict:
 
 
 def tstr_step(synth: dict[int, FlowSet], s: Split) -> dict:
-    return {"f1": [forest_f1(synth[seed], s.test, seed=seed) for seed in s.seeds]}
+    """TSTR F1 per seed, and the class fidelity of the synthetic flows (a forest trained on real flows labels them)."""
+    return {"f1": [forest_f1(synth[seed], s.test, seed=seed) for seed in s.seeds],
+            "class_fidelity": class_fidelity(s.train, synth[0], seed=0)}
 
 
 def augmentation_step(s: Split, pools: dict[str, FlowSet], fractions: list[float], log: Callable[[str], None]) -> dict:
@@ -234,7 +237,7 @@ def run_experiment(flows_path: str | Path, out_dir: str | Path, settings: Experi
 
     step("split", split_step, flows, settings.test_size, cache)
     s = read_split(cache, settings)
-    step("floor", real_floor, s.test, 0, settings.bin_width)
+    step("floor", real_floor, s.test, s.train, settings.bin_width)
     step("train_on_real", train_on_real_step, s)
     pools: dict[str, FlowSet] = {}
     for kind in settings.models:

@@ -22,13 +22,17 @@ def fidelity_series(steps: dict, models: list[str]) -> list[tuple[str, dict]]:
 
 
 def tstr_rows(steps: dict, models: list[str]) -> list[dict]:
-    """Train on real, then each model: F1 per seed, its difference to train on real (points), the paper's."""
+    """Train on real, then each model: F1 per seed, its difference (points) and ratio to train on real, the class
+    fidelity (None in results written before it existed), the paper's F1."""
     real = steps["train_on_real"]["f1"]
-    rows = [{"approach": "train on real", "f1": real, "delta": None,
+    rows = [{"approach": "train on real", "f1": real, "delta": None, "ratio": None,
+             "class_fidelity": steps["train_on_real"].get("class_fidelity"),
              "paper": [paper.TSTR_F1[d]["train on real"] for d in paper.TSTR_F1]}]
     for m in models:
         f1 = steps[f"tstr:{m}"]["f1"]
         rows.append({"approach": m, "f1": f1, "delta": 100 * (np.mean(f1) - np.mean(real)),
+                     "ratio": np.mean(f1) / np.mean(real) if np.mean(real) else float("nan"),
+                     "class_fidelity": steps[f"tstr:{m}"].get("class_fidelity"),
                      "paper": [paper.TSTR_F1[d].get(m, "-") for d in paper.TSTR_F1]})
     return rows
 

@@ -115,8 +115,11 @@ def ingest(paths: Sequence[str | os.PathLike], options: IngestOptions = IngestOp
         except NetsynthError as e:
             skip(path, str(e))
             continue
+        # several files: each is a capture or session, the group of its flows unless a column names one, so
+        # that splits keep a capture on one side (as for pcaps); one file alone has no such structure to keep
+        file_group = _group_name(path, root) if len(others) > 1 else None
         for sizes, dirs, label, group, iat in records:
-            builder.add(sizes, dirs, label, group, iat)
+            builder.add(sizes, dirs, label, file_group if group is None else group, iat)
         report.inputs_read.append(str(path))
 
     if captures:

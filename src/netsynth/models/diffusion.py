@@ -7,6 +7,12 @@ embedding; training uses the DDPM noise schedule, sampling the fast deterministi
 configurable number of steps (DDIM as an alternative). With guidance_scale != 1 the class embedding is dropped for a fraction of the
 training examples and classifier-free guidance mixes the two predictions when sampling.
 
+The paper's post-generation refinement is carried through to exact values: after the least-squares inverse,
+each signed length moves to the nearest one seen in training in the flow's class (`snap_to_values`). Per
+class, not over all classes: the exact sizes are what tells one application from another (a device's
+firmware sends the same message sizes), and a value snapped to another class's size would blur that; the
+per-class sets are part of the saved model, as a Markov chain's support is.
+
 Glossary (code name: the paper's term and Ho et al.'s symbols):
     base_channels     hidden 32: channels of the first UNet block (then 64, 64)
     attention_heads   4 heads in the attention blocks
@@ -117,4 +123,39 @@ class Diffusion(NeuralGenerator):
             img = x[:, 0, :N, :N].clamp(-1, 1).cpu().numpy()
             img = (img + img.transpose(0, 2, 1)) / 2  # a GASF is symmetric
             out[start:start + len(c)] = gasf.from_gasf(img, self.max_size_)
+        if self.values_ is not None:
+            out = snap_to_values(out, codes, self.values_, self.offsets_)
         return self._to_flows(out, codes)
+
+    def _prepare(self, train: FlowSet) -> None:
+        self.values_, self.offsets_ = values_by_class(train)
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {**super()._state(), "refine.values": self.values_, "refine.offsets": self.offsets_}
+
+    def _restore(self, config: dict, state: dict[str, np.ndarray]) -> None:
+        state = dict(state)  # models saved by netsynth 0.1.0 have no refinement arrays: they sample without it
+        self.values_, self.offsets_ = state.pop("refine.values", None), state.pop("refine.offsets", None)
+        super()._restore(config, state)
+
+
+def values_by_class(flows: FlowSet) -> tuple[np.ndarray, np.ndarray]:
+    """The signed lengths seen in each class, sorted, as one array [sum of V_c] and class offsets [C + 1]."""
+    signed = flows.signed
+    per_class = [np.unique(signed[(flows.codes == c)[:, None] & (signed != 0)]) for c in range(len(flows.classes))]
+    return (np.concatenate(per_class).astype(np.int64),
+            np.cumsum([0] + [len(v) for v in per_class]).astype(np.int64))
+
+
+def snap_to_values(signed: np.ndarray, codes: np.ndarray, values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Each non-zero signed length [n, N] moved to the nearest one seen in its flow's class (ties: the smaller)."""
+    out = signed.copy()
+    for c in np.unique(codes):
+        known = values[offsets[c]:offsets[c + 1]]
+        rows = codes == c
+        x = signed[rows]
+        right = np.clip(np.searchsorted(known, x), 1, len(known) - 1) if len(known) > 1 else np.zeros_like(x)
+        left = np.maximum(right - 1, 0)
+        nearest = np.where(np.abs(known[left] - x) <= np.abs(known[right] - x), known[left], known[right])
+        out[rows] = np.where(x != 0, nearest, 0)
+    return out
