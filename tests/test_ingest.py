@@ -168,3 +168,21 @@ def test_label_map_file(tmp_path, crafted):
     (tmp_path / "map.csv").write_text("file,label\na.pcap,alpha\nb.pcap,beta\n")
     flows, report = ingest([root], label_from=f"map:{tmp_path / 'map.csv'}", workers=1)
     assert flows.classes == ("alpha", "beta") and report.dropped_unlabeled == 4  # c.pcap is not in the map
+
+
+def test_a_folder_of_table_files_groups_flows_by_file(tmp_path):
+    """Each file is a capture or session: a split must not put one file's flows on both sides."""
+    for app, files in (("mail", 3), ("chat", 2)):
+        (tmp_path / app).mkdir()
+        for i in range(files):
+            rows = [{"packet_length": [100 + i, -200 - k]} for k in range(4)]
+            (tmp_path / app / f"s{i}.json").write_text(json.dumps(rows))
+    flows, _ = ingest([tmp_path], label_from="folder", columns=TableColumns(sequence="packet_length"))
+    assert sorted(Counter(flows.group).items()) == [(f"{tmp_path.name}/{app}/s{i}.json", 4)
+                                                    for app, i in [("chat", 0), ("chat", 1), ("mail", 0), ("mail", 1), ("mail", 2)]]
+    train, test = flows.split(test_size=0.5, seed=0)
+    assert not set(train.group) & set(test.group)
+    single = pd.DataFrame({"packet_length": [[1, -2], [3, -4]], "app": ["a", "b"]})
+    single.to_json(tmp_path / "one.json", orient="records")
+    alone, _ = ingest([tmp_path / "one.json"], label_from="column:app", columns=TableColumns(sequence="packet_length"))
+    assert alone.group is None  # one file alone: no capture structure to keep
