@@ -1,4 +1,4 @@
-"""The one interface of every generator, and the registry that maps a kind to its class (DESIGN section 5).
+"""The one interface of every generator (DESIGN section 5); the list of kinds is in `registry`.
 
 scikit-learn/SDV habits: what defines the model goes to `__init__` (a config dataclass per kind), nothing is
 learned there; `fit(train, **FitOptions)` returns self; `sample(counts, seed, **SampleOptions)` returns a
@@ -20,6 +20,7 @@ from safetensors.numpy import load_file, save_file
 from netsynth.errors import NetsynthError
 from netsynth.fileio import atomic_path
 from netsynth.flows import FlowSet
+from netsynth.models import registry
 from netsynth.models.options import FitOptions, SampleOptions, resolve_options
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
@@ -170,13 +171,11 @@ def _version() -> str:
 
 
 def create(kind: str, **settings) -> Generator:
-    from netsynth.models.registry import kind as lookup
-    return lookup(kind).load()(**settings)
+    return registry.kind(kind).load()(**settings)
 
 
 def load(path: str | os.PathLike) -> Generator:
-    from netsynth.models.registry import KINDS
-
+    KINDS = registry.KINDS
     path = Path(path)
     cfg_path = path / CONFIG_FILE
     if not cfg_path.is_file() or not (path / WEIGHTS_FILE).is_file():
