@@ -70,7 +70,7 @@ CACHE_ARGUMENTS = ("cache", "past_key_values", "cache_params")  # the cache's ke
 
 class CachedStep:
     """One decoding step of a transformers causal LM that keeps its cache between calls, whatever the version
-    calls it. `step(ids [B, t])` returns the float32 logits [B, V] of the next token after the ids given so far."""
+    calls it. Called with ids [B, t], it returns the float32 logits [B, V] of the next token after every id so far."""
 
     def __init__(self, model):
         params = inspect.signature(model.forward).parameters
@@ -79,7 +79,7 @@ class CachedStep:
             raise NetsynthError(f"transformers {_transformers_version()}: {type(model).__name__}.forward takes none of "
                                 f"{list(CACHE_ARGUMENTS)}; install a transformers version that netsynth supports (pyproject.toml)")
         self.model, self.cache_name = model, names[0]
-        self.takes_position = "cache_position" in params  # 5.0's mamba needs it whenever a cache is passed
+        self.takes_position = "cache_position" in params  # mamba's MambaCache (before 5.17) needs it with a cache
         self.reset()
 
     def reset(self):
