@@ -120,3 +120,16 @@ def test_a_dynamically_quantized_model_samples_despite_its_rounding(trained):
         pytest.skip("transformers' mamba uses its Linear weights directly, which dynamic quantization replaces")
     flows = quantized(trained, "int8-dynamic").sample(n_per_class=50, seed=0, device="cpu")
     assert len(flows) == 50 * len(trained.classes_)
+
+
+def test_saved_weights_load_into_a_plain_transformers_model(trained, tmp_path):
+    """model.safetensors is the transformers module's own state: any tool that knows Llama or Mamba reads it."""
+    import transformers
+    from safetensors.torch import load_file
+
+    trained.save(tmp_path / "m")
+    plain = getattr(transformers, type(trained.module_).__name__)(trained.module_.config)
+    plain.load_state_dict(load_file(str(tmp_path / "m" / "model.safetensors")), strict=True)
+    ids = torch.from_numpy(trained.codec_.class_token(np.arange(4) % len(trained.classes_)))[:, None]
+    with torch.inference_mode():
+        assert torch.equal(plain.eval()(input_ids=ids).logits, trained.module_(input_ids=ids).logits)
