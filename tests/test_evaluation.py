@@ -117,9 +117,9 @@ def test_empty_class_in_synthetic_flows_is_refused(split):
 
 def test_class_fidelity_is_the_share_labelled_with_their_own_class():
     from netsynth import FlowSet
-    from netsynth.tasks.tstr import class_fidelity
+    from netsynth.tasks.tstr import class_fidelity, forest
 
     train = FlowSet.from_signed(np.array([[100, -50]] * 20 + [[-300, 40]] * 20), ["a"] * 20 + ["b"] * 20)
     right = FlowSet.from_signed(np.array([[100, -50]] * 3 + [[-300, 40]]), ["a", "a", "a", "b"], classes=train.classes)
     half = FlowSet.from_signed(np.array([[100, -50]] * 4), ["a", "a", "b", "b"], classes=train.classes)
-    assert class_fidelity(train, right) == 1.0 and class_fidelity(train, half) == 0.5
+    assert class_fidelity(forest(train), right) == 1.0 and class_fidelity(forest(train), half) == 0.5

@@ -3,7 +3,7 @@ import logging
 import os
 
 # OpenMP threads that wait by spinning hold their core: two netsynth processes on 2 cores ran at 0.31 of their
-# speed alone; waiting passively, at 0.65, with no clear cost alone (BENCHMARKS.md, benchmarks/concurrency.py).
+# speed alone; waiting passively, at 0.65, for about 6 % alone (BENCHMARKS.md, benchmarks/concurrency.py).
 # Set before torch is imported; the user's own setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

@@ -146,9 +146,9 @@ def train(kind, train_file, output, epochs, batch_size, lr, seed, device, sets, 
     if resume and "resume" not in model.train_options:
         raise NetsynthError(f"--resume applies to models trained in epochs; {kind} trains in one pass")
     flows = FlowSet.read(train_file)
-    implicit = {k: v for k, v in {"checkpoint_dir": output, "verbose": True}.items() if k in model.train_options}
+    implicit = model.used_train_options({"checkpoint_dir": output, "verbose": True})  # noted only when asked for
     model.fit(flows, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume or None,
-              **implicit)  # options given but unused by this kind are noted, the implicit ones are not
+              **implicit)
     if not is_main_process():  # in a distributed launch every process holds the same weights; one saves them
         return
     model.save(output)

@@ -16,10 +16,6 @@ from netsynth.flows import FlowSet
 from netsynth.machine import usable_cores
 
 TOLERANCE = 1e-5  # float32 probabilities: the cached path and the full pass differ by rounding only
-TINY = {
-    "llama": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2),
-    "mamba": dict(hidden_size=16, intermediate_size=32, num_hidden_layers=2),
-}
 
 
 @dataclass
@@ -66,15 +62,15 @@ def device_finding() -> Finding:
 
 def sampler_findings(seed: int = 0) -> list[Finding]:
     """Train a tiny model of each sequence kind for a few epochs and compare its sampler with the reference."""
-    from netsynth.models import create
+    from netsynth.models import KINDS, create
     from netsynth.models.sequence import CachedStep, sampler_reference_error
     from netsynth.train import resolve_device
 
     flows = tiny_flows(seed)
     codes = np.arange(64) % len(flows.classes)
     findings = []
-    for kind, settings in TINY.items():
-        model = create(kind, **settings, vocabulary="observed").fit(flows, epochs=5, batch_size=16, lr=1e-2, seed=seed)
+    for kind in ("llama", "mamba"):
+        model = create(kind, **KINDS[kind].tiny, vocabulary="observed").fit(flows, epochs=5, batch_size=16, lr=1e-2, seed=seed)
         findings += [Finding(kind, note) for note in model.runtime_notes(resolve_device("auto"))]
         try:
             cache_name = CachedStep(model.module_).cache_name

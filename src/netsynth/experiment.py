@@ -9,6 +9,7 @@ continues where it stopped (--resume). Models, their checkpoints and the synthet
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import platform
 import time
@@ -27,7 +28,7 @@ from netsynth.models.base import create, data_hash, load
 from netsynth.models.registry import names
 from netsynth.tasks import efficiency as eff
 from netsynth.tasks.augmentation import FlowPool, augmentation_curve, check_fractions
-from netsynth.tasks.tstr import FOREST, class_fidelity, forest_f1
+from netsynth.tasks.tstr import FOREST, class_fidelity, forest, forest_f1
 
 QUANTIZATIONS = ("int8-weight-only", "int8-dynamic")
 
@@ -134,6 +135,11 @@ class Split:
     seeds: list[int]
     target: int  # flows per class after augmentation: the majority's count, or the cap
 
+    @functools.cached_property
+    def real_forest(self):
+        """The forest of seed 0 on the real training flows, fitted once: it judges every model's class fidelity."""
+        return forest(self.train, seed=0)
+
 
 def split_step(flows: FlowSet, test_size: float, cache: Path) -> dict:
     train, test = flows.split(test_size=test_size, seed=0)
@@ -151,7 +157,7 @@ def read_split(cache: Path, settings: ExperimentSettings) -> Split:
 
 def train_on_real_step(s: Split) -> dict:
     return {"f1": [forest_f1(s.train, s.test, seed=seed) for seed in s.seeds],
-            "class_fidelity": class_fidelity(s.train, s.test, seed=0)}
+            "class_fidelity": class_fidelity(s.real_forest, s.test)}
 
 
 def train_step(kind: str, train: FlowSet, settings: ExperimentSettings, model_dir: Path) -> dict:
@@ -161,7 +167,7 @@ def train_step(kind: str, train: FlowSet, settings: ExperimentSettings, model_di
     model = create(kind)
     options = {"epochs": settings.epochs, "batch_size": batch_size, "checkpoint_dir": model_dir, "verbose": True}
     t0 = time.perf_counter()
-    model.fit(train, **{k: v for k, v in options.items() if k in model.train_options})
+    model.fit(train, **model.used_train_options(options))
     took = time.perf_counter() - t0
     model.save(model_dir)
     history = getattr(model, "history_", {})
@@ -193,7 +199,7 @@ def fidelity_step(synth: FlowSet, s: Split, bin_width: int) -> dict:
 def tstr_step(synth: dict[int, FlowSet], s: Split) -> dict:
     """TSTR F1 per seed, and the class fidelity of the synthetic flows (a forest trained on real flows labels them)."""
     return {"f1": [forest_f1(synth[seed], s.test, seed=seed) for seed in s.seeds],
-            "class_fidelity": class_fidelity(s.train, synth[0], seed=0)}
+            "class_fidelity": class_fidelity(s.real_forest, synth[0])}
 
 
 def augmentation_step(s: Split, pools: dict[str, FlowSet], fractions: list[float], log: Callable[[str], None]) -> dict:

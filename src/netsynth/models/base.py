@@ -72,6 +72,10 @@ class Generator:
         self._fit(train, options)
         return self
 
+    def used_train_options(self, options: dict) -> dict:
+        """The `options` this kind uses: for callers that pass the same ones to every kind without a note."""
+        return {k: v for k, v in options.items() if k in self.train_options}
+
     def sample(self, counts: Mapping[str, int] | None = None, *, n_per_class: int | None = None, seed: int = 0,
                **options) -> FlowSet:
         """Synthetic flows: `counts` {class: n}, or `n_per_class` of every class the model knows; `options` are

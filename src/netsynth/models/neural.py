@@ -17,6 +17,7 @@ FIT_OPTIONS = frozenset(f.name for f in dataclasses.fields(FitOptions))
 
 class NeuralGenerator(Generator):
     train_options = FIT_OPTIONS
+
     @classmethod
     def nominal_parameters(cls, n_classes: int, n_packets: int, max_size: int) -> int:
         model = cls()

@@ -155,6 +155,7 @@ def sample_tokens(model, codec: TokenCodec, codes: np.ndarray, seed: int, temper
         model = model.to(device)
     model.eval()
     step_fn = CachedStep(model)
+    biases = (token_bias(codec, 0, device), token_bias(codec, 1, device))  # the first packet, every later one
     gen = torch.Generator(device=device).manual_seed(seed)
     out = np.full((len(codes), codec.n_packets), EOS, dtype=np.int64)
     for start in range(0, len(codes), batch_size):
@@ -166,7 +167,7 @@ def sample_tokens(model, codec: TokenCodec, codes: np.ndarray, seed: int, temper
             logits = step_fn(ids)
             if start == 0 and step == 1:
                 step_fn.check_against_full_forward(torch.cat([prompt, *steps], dim=1), logits)
-            probs = next_token_distribution(logits, token_bias(codec, step, device), temperature, top_k)
+            probs = next_token_distribution(logits, biases[step > 0], temperature, top_k)
             if on_step is not None:
                 on_step(start, step, probs)
             ids = draw(probs, gen)

@@ -21,7 +21,6 @@ from netsynth.models.registry import names
 from netsynth.tasks.tstr import forest_f1
 
 
-
 class FlowPool:
     """Stands in for a fitted generator: `sample(counts, seed)` draws pooled synthetic flows of each class."""
 

@@ -82,7 +82,7 @@ def measure_training(kind: str, flows: FlowSet, batch_size: int, epochs: int = 1
     options = {"epochs": epochs, "batch_size": batch_size, "patience": epochs + 1}
     with peak_memory() as mem:
         t0 = time.perf_counter()
-        model.fit(flows, **{k: v for k, v in options.items() if k in model.train_options})
+        model.fit(flows, **model.used_train_options(options))
         took = time.perf_counter() - t0
     seconds = model.history_["seconds"] if hasattr(model, "history_") else [took]
     return model, {"train_s_per_epoch": float(np.mean(seconds)), "train_peak_mb": mem["peak_mb"],

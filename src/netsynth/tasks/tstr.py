@@ -21,27 +21,32 @@ def forest(train: FlowSet, seed: int = 0):
     return RandomForestClassifier(random_state=seed, **FOREST).fit(features(train), train.label.astype(str))
 
 
-def forest_f1(train: FlowSet, test: FlowSet, seed: int = 0) -> float:
-    """Macro F1 on `test` (over the classes present in it) of a forest trained on `train`."""
+def macro_f1(classifier, test: FlowSet) -> float:
+    """Macro F1 of a fitted classifier on `test`, over the classes present in it."""
     from sklearn.metrics import f1_score
 
-    labels = sorted(test.present_counts())
-    predicted = forest(train, seed).predict(features(test))
-    return float(f1_score(test.label.astype(str), predicted, labels=labels, average="macro", zero_division=0))
+    predicted = classifier.predict(features(test))
+    return float(f1_score(test.label.astype(str), predicted, labels=sorted(test.present_counts()), average="macro",
+                          zero_division=0))
 
 
-def class_fidelity(real_train: FlowSet, flows: FlowSet, seed: int = 0) -> float:
-    """The share of `flows` that a forest trained on the real training flows labels with their own class.
+def forest_f1(train: FlowSet, test: FlowSet, seed: int = 0) -> float:
+    """Macro F1 on `test` (over the classes present in it) of a forest trained on `train`."""
+    return macro_f1(forest(train, seed), test)
+
+
+def class_fidelity(real_forest, flows: FlowSet) -> float:
+    """The share of `flows` that `real_forest`, trained on the real training flows, labels with their own class.
 
     For synthetic flows it shows whether class conditioning works (chance is about 1 / classes); for the real
     test flows it is the classifier's accuracy, the value a generator's flows should come near."""
-    predicted = forest(real_train, seed).predict(features(flows))
-    return float(np.mean(predicted == flows.label.astype(str)))
+    return float(np.mean(real_forest.predict(features(flows)) == flows.label.astype(str)))
 
 
 def tstr(train: FlowSet, test: FlowSet, synthetic: FlowSet, seed: int = 0) -> dict[str, float]:
     """F1 of the forest trained on real training flows (the upper bound) and on synthetic flows, and the class
     fidelity of the synthetic and of the real test flows."""
-    return {"train_on_real": forest_f1(train, test, seed), "train_on_synthetic": forest_f1(synthetic, test, seed),
-            "class_fidelity_synthetic": class_fidelity(train, synthetic, seed),
-            "class_fidelity_real": class_fidelity(train, test, seed)}
+    real = forest(train, seed)
+    return {"train_on_real": macro_f1(real, test), "train_on_synthetic": forest_f1(synthetic, test, seed),
+            "class_fidelity_synthetic": class_fidelity(real, synthetic),
+            "class_fidelity_real": class_fidelity(real, test)}
