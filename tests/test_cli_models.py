@@ -35,14 +35,15 @@ def test_generate_per_class_like_and_counts(capsys, llama_dir, demo_file, tmp_pa
     assert code == 0 and "generated 28 flows in 7 classes" in out
     code, _, _ = run(capsys, "generate", llama_dir, "--like", demo_file, "-o", str(tmp_path / "b.parquet"))
     assert code == 0 and FlowSet.read(tmp_path / "b.parquet").class_counts() == FlowSet.read(demo_file).class_counts()
-    (tmp_path / "c.csv").write_text("label,count\ndns,3\nssh,2\n")
-    code, _, _ = run(capsys, "generate", llama_dir, "--counts", str(tmp_path / "c.csv"), "-o", str(tmp_path / "c.parquet"))
+    (tmp_path / "c.csv").write_text("label,count\nremote-shell,3\nsmart-home,2\n")
+    code, out, _ = run(capsys, "generate", llama_dir, "--counts", str(tmp_path / "c.csv"), "-o", str(tmp_path / "c.parquet"))
     counts = FlowSet.read(tmp_path / "c.parquet").class_counts()
-    assert code == 0 and counts["dns"] == 3 and counts["ssh"] == 2 and sum(counts.values()) == 5
+    assert "generated 5 flows in 2 classes" in out  # classes asked for, not every class the model knows
+    assert code == 0 and counts["remote-shell"] == 3 and counts["smart-home"] == 2 and sum(counts.values()) == 5
 
 
 def test_counts_with_an_unknown_class(capsys, llama_dir, tmp_path):
-    (tmp_path / "c.csv").write_text("label,count\ndns,3\nToaster,2\n")
+    (tmp_path / "c.csv").write_text("label,count\nremote-shell,3\nToaster,2\n")
     code, _, err = run(capsys, "generate", llama_dir, "--counts", str(tmp_path / "c.csv"), "-o", str(tmp_path / "o.parquet"))
     assert "class(es) ['Toaster'] were not in the training data of this llama model" in error_line(code, err)
     assert not (tmp_path / "o.parquet").exists()

@@ -35,10 +35,10 @@ def test_evaluate_refuses_other_classes(capsys, split, tmp_path):
     train, test = split
     test.write(tmp_path / "test.parquet")
     train.write(tmp_path / "train.parquet")
-    train.select(["dns", "ssh"]).write(tmp_path / "synth.parquet")
+    train.select(["remote-shell", "smart-home"]).write(tmp_path / "synth.parquet")
     code, _, err = run(capsys, "evaluate", "--real", str(tmp_path / "test.parquet"), "--train", str(tmp_path / "train.parquet"),
                        "--synthetic", str(tmp_path / "synth.parquet"))
-    assert "real and synthetic flows have different classes: only real ['mqtt', 'quic', 'tls-browsing', 'video', 'voip']" in error_line(code, err)
+    assert "real and synthetic flows have different classes: only real ['browser', 'music', 'news', 'video-streaming', 'voip-app']" in error_line(code, err)
 
 
 def test_tstr_of_real_training_data_beats_shuffled_labels(split):
@@ -59,8 +59,8 @@ def test_augmentation_tops_up_to_the_majority_and_refuses_bad_fractions(split):
     assert {r["method"]: r["n_train"] for r in capped}["markov"] == 10 * len(train.classes)
     with pytest.raises(NetsynthError, match="fractions must be in"):
         augmentation_curve(train, test, {}, [0.0, 1.5], [0])
-    drawn = FlowPool("markov", pool).sample({"dns": 3}, seed=1)
-    assert len(drawn) == 3 and set(drawn.label) == {"dns"}
+    drawn = FlowPool("markov", pool).sample({"remote-shell": 3}, seed=1)
+    assert len(drawn) == 3 and set(drawn.label) == {"remote-shell"}
 
 
 def test_benchmark_quick_runs_resumes_and_refuses_another_dataset(capsys, demo_flows, split, tmp_path):
@@ -79,9 +79,15 @@ def test_benchmark_quick_runs_resumes_and_refuses_another_dataset(capsys, demo_f
     assert (tmp_path / "r" / ".gitignore").read_text() == "cache/\n"
     report = (tmp_path / "r" / "report.md").read_text()
     assert "## RQ1" in report and "## RQ3" in report and "## RQ4" in report and "class fidelity %" in report
+    # the demo is simulated: the report says so and sets no paper figure or target beside it
+    assert "**Data: SIMULATED.**" in report and "Paper:" not in report and "paper MIRAGE" not in report
+    assert "paper (GPU)" not in report
+    assert "## Targets" not in report and "- `jsd_markov`:" in report
+    efficiency = steps["efficiency:cvae"]["practical"]  # measured in fresh processes: memory the work itself took
+    assert efficiency["train_added_mb"] > 1 and efficiency["gen_ms_per_flow"]["min"] <= efficiency["gen_ms_per_flow"]["median"]
 
     code, _, err = run(capsys, *args)  # same folder without --resume: refused
-    assert "already holds results; use --resume" in error_line(code, err)
+    assert "already holds results; use --resume to continue them, --overwrite to start again" in error_line(code, err)
     code, _, err = run(capsys, *args, "--resume")
     assert code == 0 and "[done already] train:cvae" in err and "[done already] augmentation" in err
 
@@ -110,8 +116,8 @@ def test_benchmark_bad_settings(capsys, demo_flows, tmp_path):
 def test_empty_class_in_synthetic_flows_is_refused(split):
     from netsynth.metrics import fidelity
     train, test = split
-    synth = train.take(np.flatnonzero(train.label != "dns"))
-    with pytest.raises(NetsynthError, match=r"only real \['dns'\]"):
+    synth = train.take(np.flatnonzero(train.label != "remote-shell"))
+    with pytest.raises(NetsynthError, match=r"only real \['remote-shell'\]"):
         fidelity(test, synth)
 
 

@@ -159,7 +159,7 @@ def test_min_flows_drops_small_classes_and_says_which(tmp_path):
 
 
 def test_ndpi_labels_name_the_application(demo_dir):
-    flows, _ = ingest([demo_dir / "dns", demo_dir / "ssh"], label_from="ndpi", workers=1)
+    flows, _ = ingest([demo_dir / "remote-shell"], label_from="ndpi", workers=1)
     assert {"DNS", "SSH"} <= set(flows.classes)
 
 

@@ -50,7 +50,7 @@ def demo_file(demo_flows, tmp_path_factory):
 
 def test_a_registered_kind_is_listed_trained_sampled_and_benchmarked(echo, capsys, demo_file, tmp_path):
     code, out, _ = run(capsys, "models")
-    assert code == 0 and "│ echo " in out and "replays" in out
+    assert code == 0 and "\necho (" in out and "replays" in out
     code, out, err = run(capsys, "train", "echo", demo_file, "-o", str(tmp_path / "m"), "--epochs", "3")
     assert code == 0 and "trained echo" in out
     assert "note: echo does not use epochs; ignored" in err

@@ -17,8 +17,8 @@ from netsynth.models.options import NetsynthNote
 
 default_showwarning = warnings.showwarning
 
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, soft_wrap=True)  # long lines are not broken in logs and pipes
+out = Console(soft_wrap=True)
 
 
 def track(iterable, total: int, what: str):
@@ -111,6 +111,14 @@ def demo_data(out_dir, flows_per_class, files_per_class, seed):
               f"({', '.join(counts)}) to {out_dir}/<class>/capture-*.pcap")
 
 
+def refuse_overwrite(folder: Path, allowed: bool, what: str, other: str = "") -> None:
+    """Training or a benchmark into a folder that holds earlier work replaces it only when asked to."""
+    if allowed or not folder.is_dir() or not any(folder.iterdir()):
+        return
+    raise NetsynthError(f"{folder} already holds {what}; use --overwrite to replace it{' ' + other if other else ''}, "
+                        "or choose another folder")
+
+
 def parse_settings(pairs) -> dict:
     """--set key=value pairs; values read as JSON where they can be (numbers, lists, true/false)."""
     settings = {}
@@ -129,19 +137,21 @@ def parse_settings(pairs) -> dict:
 @click.argument("kind")
 @click.argument("train_file", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Model folder to write.")
-@click.option("--epochs", type=int, default=None, help="Training epochs (neural models).")
-@click.option("--batch-size", type=int, default=None)
-@click.option("--lr", type=float, default=None)
-@click.option("--seed", type=int, default=None)
+@click.option("--epochs", type=int, default=None, help="Training epochs, at least 1 [default: the kind's own; neural kinds].")
+@click.option("--batch-size", type=int, default=None, help="Flows per training step [default: 256; neural kinds].")
+@click.option("--lr", type=float, default=None, help="Peak learning rate [default: the kind's own; neural kinds].")
+@click.option("--seed", type=int, default=None, help="Seed of every random choice [default: 0].")
 @click.option("--device", default=None, help="auto | cpu | cuda (neural models).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any model setting (see `netsynth models`).")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in the output folder.")
-def train(kind, train_file, output, epochs, batch_size, lr, seed, device, sets, resume):
-    """Train a generator of KIND on a FlowSet and save it to a folder."""
+@click.option("--overwrite", is_flag=True, help="Replace a model the output folder already holds.")
+def train(kind, train_file, output, epochs, batch_size, lr, seed, device, sets, resume, overwrite):
+    """Train a generator of KIND on a FlowSet (written by `netsynth ingest`) and save it to a folder."""
     from netsynth.flows import FlowSet
     from netsynth.models import create
     from netsynth.train import is_main_process
 
+    refuse_overwrite(Path(output), overwrite or resume, "a model", "or --resume to continue its training")
     model = create(kind, **parse_settings(sets))
     if resume and "resume" not in model.train_options:
         raise NetsynthError(f"--resume applies to models trained in epochs; {kind} trains in one pass")
@@ -158,9 +168,9 @@ def train(kind, train_file, output, epochs, batch_size, lr, seed, device, sets, 
 
 
 @cli.command()
-@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.argument("model_dir")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
-@click.option("--per-class", type=int, default=None, help="Flows per class.")
+@click.option("--per-class", type=int, default=None, help="Flows per class (at least 1).")
 @click.option("--like", type=click.Path(dir_okay=False), default=None, help="Same class counts as this FlowSet.")
 @click.option("--counts", "counts_file", type=click.Path(dir_okay=False), default=None, help="CSV of label,count.")
 @click.option("--seed", default=0, show_default=True)
@@ -177,6 +187,8 @@ def generate(model_dir, output, per_class, like, counts_file, seed, **options):
 
     if sum(x is not None for x in (per_class, like, counts_file)) != 1:
         raise NetsynthError("give exactly one of --per-class, --like, --counts")
+    if per_class is not None and per_class < 1:
+        raise NetsynthError(f"--per-class must be at least 1, got {per_class}")
     model = load(model_dir)
     if per_class is not None:
         synth = model.sample(n_per_class=per_class, seed=seed, **options)
@@ -184,7 +196,7 @@ def generate(model_dir, output, per_class, like, counts_file, seed, **options):
         counts = FlowSet.read(like).present_counts() if like else read_counts(counts_file)
         synth = model.sample({c: k for c, k in counts.items() if k > 0}, seed=seed, **options)
     synth.write(output)
-    out.print(f"generated {len(synth)} flows in {len(synth.classes)} classes with {model.kind}; wrote {output}")
+    out.print(f"generated {len(synth)} flows in {len(synth.present_counts())} classes with {model.kind}; wrote {output}")
 
 
 def read_counts(path) -> dict[str, int]:
@@ -233,18 +245,18 @@ def models():
 
     from netsynth.models.registry import KINDS
 
-    table = Table(title="generators (parameters for 10 classes, N=10, max size 1500, full vocabulary)")
-    table.add_column("kind", no_wrap=True)
-    for col in ("role", "parameters", "what it is", "default settings", "uses (train / generate options)"):
-        table.add_column(col)
+    say = lambda line: out.print(line, soft_wrap=True, highlight=False, markup=False)  # noqa: E731  never cut
+    say("generators; parameters for 10 classes, N=10, max size 1500, full vocabulary")
     for kind in KINDS.values():
         cls = kind.load()
         count = cls.nominal_parameters(n_classes=10, n_packets=10, max_size=1500)
         defaults = ", ".join(f"{f.name}={getattr(cls.Config(), f.name)}" for f in dataclasses.fields(cls.Config))
-        uses = f"{'all' if kind.trains else ', '.join(sorted(cls.train_options)) or '-'} / {', '.join(sorted(cls.sample_options)) or '-'}"
-        table.add_row(kind.name, kind.role, f"{count:,}" if count is not None else "data", cls.description,
-                      defaults or "-", uses)
-    out.print(table)
+        train = "all (see `netsynth train --help`)" if kind.trains else ", ".join(sorted(cls.train_options)) or "none"
+        say("")
+        say(f"{kind.name} ({kind.role}, {f'{count:,} parameters' if count is not None else 'keeps its training data'})")
+        say(f"  {cls.description}")
+        say(f"  settings (--set KEY=VALUE): {defaults or 'none'}")
+        say(f"  train options: {train}; generate options: {', '.join(sorted(cls.sample_options)) or 'none'}")
 
 
 @cli.command()
@@ -297,11 +309,20 @@ def evaluate(real_file, train_file, synth_file, output, seed, bin_width):
 @click.option("--no-efficiency", is_flag=True, help="Skip RQ4 (efficiency and quantization).")
 @click.option("--quick", is_flag=True, help="A fast look: 10 epochs, one seed, fractions 0.05 and 0.2, small efficiency runs.")
 @click.option("--resume", is_flag=True, help="Continue a run in the same folder; finished steps are not redone.")
-def benchmark(flows_file, output, models, fractions, seeds, epochs, target_cap, bin_width, no_efficiency, quick, resume):
+@click.option("--overwrite", is_flag=True, help="Discard the results (and cached models) the folder holds and start again.")
+def benchmark(flows_file, output, models, fractions, seeds, epochs, target_cap, bin_width, no_efficiency, quick, resume,
+              overwrite):
     """Answer the paper's four research questions on a FlowSet: results.json, report.md, CSVs, plots."""
+    import shutil
+
     from netsynth.experiment import ExperimentSettings, run_experiment
     from netsynth.report import render
 
+    if overwrite and resume:
+        raise NetsynthError("--overwrite and --resume exclude each other")
+    if overwrite:
+        (Path(output) / "results.json").unlink(missing_ok=True)
+        shutil.rmtree(Path(output) / "cache", ignore_errors=True)
     given = {"models": [m.strip() for m in models.split(",") if m.strip()] if models else None, "seeds": seeds, "epochs": epochs,
              "target_cap": target_cap, "bin_width": bin_width, "efficiency": not no_efficiency}
     if fractions:
@@ -352,6 +373,15 @@ def quickstart(out_dir, seed):
                models="llama,cvae,markov", quick=True, resume=(root / "results" / "results.json").exists())
 
 
+def _list_kinds(command: click.Command) -> None:
+    from netsynth.models.registry import names
+    command.help += (f"\n\nKIND: {', '.join(names('generative'))} (generative) or {', '.join(names('baseline'))} "
+                     "(baselines); `netsynth models` lists each one's settings and defaults.")
+
+
+_list_kinds(train)
+
+
 def show_note(message, category, *_):
     """An option a model does not use is a note on one line, not a warning with a source line."""
     if issubclass(category, NetsynthNote):
@@ -370,8 +400,10 @@ def main(argv=None):
     except click.exceptions.Abort:
         console.print("aborted")
         sys.exit(130)
-    except click.ClickException as e:
-        e.show()
+    except click.ClickException as e:  # one line, as every other error, with where to look
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        console.print(f"[red]error:[/] {escape(e.format_message())}{hint}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)

@@ -1,8 +1,11 @@
 """A built-in corpus of SIMULATED captures, for demos and tests: `netsynth demo-data OUT_DIR`.
 
-Nothing here is real traffic. Each application profile writes real pcap files (crafted with scapy) whose
-biflows follow the shape of the protocol: handshakes without payload, request/response sizes, bulk
-downloads, constant-rate voice. It exists so that a new user sees the whole pipeline run with no data of
+Nothing here is real traffic. Each simulated application writes real pcap files (crafted with scapy) whose
+biflows follow the shape of a protocol: handshakes without payload, request/response sizes, bulk
+downloads, constant-rate voice. Like real applications, each one mixes several kinds of flow (its own
+service, plus the DNS lookups, TLS requests and QUIC streams that every application makes), so the classes
+overlap and a classifier cannot tell every flow apart: on the demo, train-on-real stays well below 100 %
+and the generators differ. It exists so that a new user sees the whole pipeline run with no data of
 their own and so that tests have deterministic captures with known contents; results on it say nothing
 about real networks (use ../shared/data or your own captures for that).
 """
@@ -67,15 +70,26 @@ def quic(rng) -> Packets:
     return pkts + [(-1, int(rng.integers(1200, 1252))) for _ in range(int(rng.integers(2, 12)))] + [(1, 33)]
 
 
-# name -> (transport, server port, packet generator)
-PROFILES: dict[str, tuple[str, int, Callable]] = {
-    "tls-browsing": ("tcp", 443, tls_browsing),
+# flow type -> (transport, server port, packet generator)
+FLOW_TYPES: dict[str, tuple[str, int, Callable]] = {
+    "tls": ("tcp", 443, tls_browsing),
     "video": ("tcp", 443, video_chunks),
     "dns": ("udp", 53, dns),
     "voip": ("udp", 5004, voip_rtp),
     "ssh": ("tcp", 22, ssh_interactive),
     "mqtt": ("tcp", 1883, mqtt_telemetry),
     "quic": ("udp", 443, quic),
+}
+
+# simulated application -> share of each flow type among its flows
+PROFILES: dict[str, dict[str, float]] = {
+    "browser": {"tls": 0.6, "quic": 0.25, "dns": 0.15},
+    "video-streaming": {"video": 0.7, "tls": 0.15, "dns": 0.15},
+    "voip-app": {"voip": 0.7, "tls": 0.15, "dns": 0.15},
+    "remote-shell": {"ssh": 0.8, "dns": 0.2},
+    "smart-home": {"mqtt": 0.75, "tls": 0.1, "dns": 0.15},
+    "music": {"quic": 0.6, "video": 0.25, "dns": 0.15},
+    "news": {"tls": 0.6, "video": 0.25, "dns": 0.15},
 }
 
 
@@ -110,19 +124,23 @@ def flow_packets(transport: str, client: tuple[str, int], server: tuple[str, int
 
 
 def write_demo_data(out_dir: str | Path, flows_per_class: int = 60, files_per_class: int = 10, seed: int = 0) -> dict[str, int]:
-    """Write OUT_DIR/<profile>/capture-<k>.pcap; returns the number of biflows per class."""
+    """Write OUT_DIR/<application>/capture-<k>.pcap; returns the number of biflows per class."""
     from scapy.utils import wrpcap
+
+    from netsynth.ingest import SIMULATED_MARKER
 
     out_dir = Path(out_dir)
     rng = np.random.default_rng(seed)
     counts = {}
-    for c, (name, (transport, port, gen)) in enumerate(PROFILES.items()):
+    for c, (name, mix) in enumerate(PROFILES.items()):
+        types = rng.choice(list(mix), size=flows_per_class, p=list(mix.values()))
         per_file = np.array_split(np.arange(flows_per_class), files_per_class)
         for k, members in enumerate(per_file):
             if not len(members):
                 continue
             packets, t = [], 1.7e9 + 3600.0 * (c * files_per_class + k)
             for i in members:
+                transport, port, gen = FLOW_TYPES[types[i]]
                 client = (f"10.0.{c}.{2 + int(i) % 200}", 40000 + int(i))
                 server = (f"192.0.2.{10 + c}", port)
                 pkts, t = flow_packets(transport, client, server, gen(rng), t + 1.0)
@@ -132,4 +150,5 @@ def write_demo_data(out_dir: str | Path, flows_per_class: int = 60, files_per_cl
             with atomic_path(path) as tmp:
                 wrpcap(str(tmp), packets)
         counts[name] = flows_per_class
+    (out_dir / SIMULATED_MARKER).write_text("Simulated captures written by `netsynth demo-data`: not real traffic.\n")
     return counts

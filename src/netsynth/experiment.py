@@ -68,11 +68,12 @@ class ExperimentSettings:
 class Results:
     """results.json: every number the report shows, written whole after each step."""
 
-    def __init__(self, out: Path, fingerprint: str, settings: ExperimentSettings, resume: bool, source: str):
+    def __init__(self, out: Path, fingerprint: str, settings: ExperimentSettings, resume: bool, source: str,
+                 provenance: dict):
         self.path = out / "results.json"
         if self.path.exists():
             if not resume:
-                raise NetsynthError(f"{out} already holds results; use --resume to continue them or choose another folder")
+                raise NetsynthError(f"{out} already holds results; use --resume to continue them, --overwrite to start again, or choose another folder")
             self.data = json.loads(self.path.read_text())
             if self.data.get("dataset", {}).get("fingerprint") != fingerprint:
                 raise NetsynthError(f"{out} holds results for another dataset ({self.data.get('dataset', {}).get('source')}, "
@@ -84,6 +85,7 @@ class Results:
                                     "resume with the same options or choose another folder")
         else:
             self.data = {"dataset": {"source": source, "fingerprint": fingerprint}, "steps": {}}
+        self.data["dataset"]["provenance"] = provenance
         self.data["settings"] = dataclasses.asdict(settings)
         self.data["environment"] = environment()
 
@@ -208,24 +210,31 @@ def augmentation_step(s: Split, pools: dict[str, FlowSet], fractions: list[float
             "records": augmentation_curve(s.train, s.test, pools, fractions, s.seeds, target=s.target, on_result=on_result)}
 
 
-def efficiency_step(kind: str, subset: FlowSet, gen_per_class: int) -> dict:
-    """RQ4 for one kind: the paper's protocol (batch 1) and a practical one (training batch 256, one call for all)."""
+def efficiency_step(kind: str, subset: FlowSet, gen_per_class: int, folder: Path, log: Callable[[str], None]) -> dict:
+    """RQ4 for one kind: the paper's protocol (batch 1) and a practical one (training batch 256, one call for all),
+    each training and each generation in a fresh process."""
     row = {}
     for protocol, batch in (("paper", 1), ("practical", 256)):
-        model, training = eff.measure_training(kind, subset, batch_size=batch)
-        generation = eff.measure_generation(model, gen_per_class, 1 if protocol == "paper" else None)
+        log(f"  {protocol}: training on {len(subset)} flows at batch {batch}, then generating "
+            f"{gen_per_class * len(subset.classes)} flows {'one per call' if protocol == 'paper' else 'in one call'}")
+        training = eff.isolated(eff.training_run, kind, subset, batch, folder / protocol)
+        generation = eff.isolated(eff.generation_run, folder / protocol, gen_per_class, 1 if protocol == "paper" else None)
         row[protocol] = {**training, **generation}
-    return {**row, "disk_mb": eff.disk_mb(model), "parameters": model.n_parameters}
+    return {**row, "disk_mb": row["practical"]["disk_mb"], "parameters": row["practical"]["parameters"],
+            "classes": len(subset.classes)}
 
 
-def quantization_step(full, mode: str, s: Split, settings: ExperimentSettings) -> dict:
-    """llama as trained (float32) or with int8 weights; int8 kernels are CPU kernels, so all three run there."""
+def quantization_step(folder: Path, mode: str, s: Split, settings: ExperimentSettings) -> dict:
+    """llama as trained (float32) or with int8 weights; int8 kernels are CPU kernels, so all three run there.
+    Generation is timed in fresh processes; fidelity and TSTR use one synthetic set sampled here."""
+    full = load(folder)
     model = full if mode == "float32" else eff.quantized(full, mode)
-    practical = eff.measure_generation(model, settings.paper_gen_per_class, None, device="cpu")
-    single = eff.measure_generation(model, max(1, settings.paper_gen_per_class // 10), 1, device="cpu")
+    quantize = None if mode == "float32" else mode
+    timed = eff.isolated(eff.generation_run, folder, settings.paper_gen_per_class, None, quantize, "cpu",
+                         max(1, settings.paper_gen_per_class // 10))
     synth = model.sample(s.train.present_counts(), seed=0, device="cpu")  # one synthetic set, a forest per seed
-    return {"size_mb": eff.module_mb(model.module_), "gen_ms_per_flow_practical": practical["gen_ms_per_flow"],
-            "gen_ms_per_flow_batch1": single["gen_ms_per_flow"],
+    return {"size_mb": eff.module_mb(model.module_), "gen_ms_per_flow_practical": timed["gen_ms_per_flow"],
+            "gen_ms_per_flow_batch1": timed["single"]["gen_ms_per_flow"], "parameters": full.n_parameters,
             "fidelity": fidelity_step(synth, s, settings.bin_width)["macro"],
             "tstr_f1": [forest_f1(synth, s.test, seed=seed) for seed in s.seeds]}
 
@@ -238,7 +247,7 @@ def run_experiment(flows_path: str | Path, out_dir: str | Path, settings: Experi
     cache = out / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     (out / ".gitignore").write_text("cache/\n")
-    res = Results(out, data_hash(flows), settings, resume, str(flows_path))
+    res = Results(out, data_hash(flows), settings, resume, str(flows_path), flows.meta.get("provenance", {}))
     step = lambda name, fn, *args: res.step(name, fn, *args, log=log)  # noqa: E731
 
     step("split", split_step, flows, settings.test_size, cache)
@@ -263,9 +272,9 @@ def run_experiment(flows_path: str | Path, out_dir: str | Path, settings: Experi
     if settings.efficiency:
         subset = eff.paper_subset(s.train, settings.paper_classes, settings.paper_train_per_class)
         for kind in settings.models:
-            step(f"efficiency:{kind}", efficiency_step, kind, subset, settings.paper_gen_per_class)
+            step(f"efficiency:{kind}", efficiency_step, kind, subset, settings.paper_gen_per_class,
+                 cache / "efficiency" / kind, log)
         if "llama" in settings.models:
-            full = load(cache / "models" / "llama")
             for mode in ("float32", *QUANTIZATIONS):
-                step(f"quantization:{mode}", quantization_step, full, mode, s, settings)
+                step(f"quantization:{mode}", quantization_step, cache / "models" / "llama", mode, s, settings)
     return res.data

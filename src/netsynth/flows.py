@@ -260,8 +260,9 @@ class FlowSet:
             raise NetsynthError(f"{path}: no such file")
         try:
             table = pq.read_table(path)
-        except (pa.ArrowInvalid, OSError) as e:
-            raise NetsynthError(f"{path}: not a Parquet file ({e})") from None
+        except (pa.ArrowInvalid, OSError):
+            raise NetsynthError(f"{path}: not a FlowSet Parquet file; if it holds traffic, ingest it first: "
+                                f"netsynth ingest {path} -o flows.parquet") from None
         raw = (table.schema.metadata or {}).get(META_KEY)
         if raw is None:
             raise NetsynthError(f"{path}: not a netsynth FlowSet (no netsynth metadata); use `netsynth ingest` first")

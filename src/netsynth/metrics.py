@@ -105,12 +105,21 @@ class Metric:
 
 
 METRICS = [
-    Metric("jsd_num_packets", jsd_num_packets, "minimize", (0.0, 1.0), "real", "JSD of flow-length histograms"),
-    Metric("jsd_1gram", jsd_1gram, "minimize", (0.0, 1.0), "real", "JSD of signed-length histograms"),
-    Metric("jsd_2gram", jsd_2gram, "minimize", (0.0, 1.0), "real", "JSD of consecutive-pair histograms"),
-    Metric("jsd_markov", jsd_markov, "minimize", (0.0, 1.0), "real", "row-weighted JSD of transition matrices"),
-    Metric("uniq_align", uniq_align, "minimize", (0.0, 1.0), "real", "|distinct/total of real - of synthetic|"),
-    Metric("leakage", leakage, "minimize", (0.0, 1.0), "train", "Jaccard of training and synthetic sequence sets"),
+    Metric("jsd_num_packets", jsd_num_packets, "minimize", (0.0, 1.0), "real",
+           "how differently flow lengths (packets per flow) are distributed: Jensen-Shannon divergence of the two "
+           "histograms, 0 = same, 1 = disjoint."),
+    Metric("jsd_1gram", jsd_1gram, "minimize", (0.0, 1.0), "real",
+           "the same for single packets: JSD of the histograms of signed lengths (size and direction)."),
+    Metric("jsd_2gram", jsd_2gram, "minimize", (0.0, 1.0), "real",
+           "the same for pairs of consecutive packets: does each size follow the sizes it follows in real flows?"),
+    Metric("jsd_markov", jsd_markov, "minimize", (0.0, 1.0), "real",
+           "JSD of each row of the packet-to-packet transition matrices, weighted by how often real flows use "
+           "the row."),
+    Metric("uniq_align", uniq_align, "minimize", (0.0, 1.0), "real",
+           "how far the share of distinct flows differs from the real share (too low: repetitive; too high: noise)."),
+    Metric("leakage", leakage, "minimize", (0.0, 1.0), "train",
+           "the share of distinct flows common to the training and the synthetic flows (Jaccard): memorized "
+           "training flows, a privacy risk."),
 ]
 METRIC_NAMES = [m.name for m in METRICS]
 

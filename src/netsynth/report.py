@@ -13,7 +13,7 @@ from pathlib import Path
 from netsynth import paper, plots
 from netsynth.errors import NetsynthError
 from netsynth.fileio import atomic_path
-from netsynth.metrics import METRIC_NAMES
+from netsynth.metrics import METRIC_NAMES, METRICS
 from netsynth.models.registry import display, names
 from netsynth.summary import (augmentation_cells, efficiency_kinds, fidelity_series, mean_std, quantization_modes,
                               target_checks, tstr_rows)
@@ -44,7 +44,9 @@ def render(results_dir: str | Path) -> Path:
     res = json.loads(path.read_text())
     steps = res["steps"]
     models = [m for m in res["settings"]["models"] if f"fidelity:{m}" in steps]
-    md = [f"# netsynth benchmark: {res['dataset']['source']}", "",
+    provenance = res["dataset"].get("provenance", {})
+    compare = not provenance.get("simulated", False)  # the paper's figures mean nothing beside simulated flows
+    md = [f"# netsynth benchmark: {res['dataset']['source']}", "", *_data(provenance),
           f"Machine: {res['environment']['machine']}; netsynth {res['environment']['netsynth']}, torch "
           f"{res['environment']['torch']}, transformers {res['environment']['transformers']}. Settings: "
           f"{res['settings']['seeds']} seed(s), fractions {res['settings']['fractions']}, epochs "
@@ -55,14 +57,31 @@ def render(results_dir: str | Path) -> Path:
         md += [f"Split ({'by capture' if steps['split']['grouped'] else 'stratified'}): {sum(train.values())} training "
                f"and {sum(test.values())} test flows, {len(train)} classes (largest training class: {max(train.values())})"
                + (f"; no test flows for {untested} (left out of the fidelity metrics)" if untested else "") + ".", ""]
-    md += _rq1(out, steps, models, res["settings"]) + _rq2(out, steps, models) + _rq3(out, steps, models) + _rq4(out, steps, models)
-    md += _targets(steps)
+    md += (_rq1(out, steps, models, res["settings"], compare) + _rq2(out, steps, models, compare)
+           + _rq3(out, steps, models, compare) + _rq4(out, steps, models, compare))
+    if compare:
+        md += _targets(steps)
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text("\n".join(md) + "\n")
     return out / "report.md"
 
 
-def _rq1(out: Path, steps: dict, models: list[str], settings: dict) -> list[str]:
+def _data(provenance: dict) -> list[str]:
+    """Where the flows come from and what their lengths measure, so that no reader mistakes a demo for a finding."""
+    lengths = provenance.get("lengths") or "not recorded"
+    if provenance.get("simulated"):
+        return [f"**Data: SIMULATED.** These flows come from netsynth's built-in demo corpus (`netsynth demo-data`), "
+                "not from a real network: the figures below show what netsynth measures, not how the generators fare "
+                "on real traffic, so the paper's figures and the targets are not shown beside them. Lengths: "
+                f"{lengths}.", ""]
+    if not provenance:
+        return ["Data: provenance not recorded (this FlowSet was not written by `netsynth ingest`); the paper's "
+                "figures (MIRAGE-2019, CESNET-TLS22) are shown for orientation only.", ""]
+    return [f"Data: real traffic as ingested by netsynth. Lengths: {lengths}. The paper's figures (MIRAGE-2019, "
+            "CESNET-TLS22) are beside ours for orientation: they compare directly only on those datasets.", ""]
+
+
+def _rq1(out: Path, steps: dict, models: list[str], settings: dict, compare: bool) -> list[str]:
     if "floor" not in steps or not models:
         return []
     series = [("real vs real (floor)" if name == "floor" else display(name), macro) for name, macro in fidelity_series(steps, models)]
@@ -74,19 +93,24 @@ def _rq1(out: Path, steps: dict, models: list[str], settings: dict) -> list[str]
             "training split. The floor puts the real training split (the class counts of every synthetic set) in the "
             "place of the synthetic flows; its leakage is the overlap of the training and test splits. Histogram bins: "
             + ("exact signed lengths." if settings.get("bin_width", 1) <= 1 else f"{settings['bin_width']} bytes wide."), "",
-            _table(["model"] + METRIC_NAMES, rows), "", "![fidelity radar](fidelity_radar.png)", "",
-            f"Paper: {paper.FINDINGS['RQ1']}", ""]
+            _table(["model"] + METRIC_NAMES, rows), "",
+            *[f"- `{m.name}`: {m.description}" for m in METRICS], "", "![fidelity radar](fidelity_radar.png)", "",
+            *_paper_line("RQ1", compare)]
 
 
-def _rq2(out: Path, steps: dict, models: list[str]) -> list[str]:
+def _paper_line(rq: str, compare: bool) -> list[str]:
+    return [f"Paper: {paper.FINDINGS[rq]}", ""] if compare else []
+
+
+def _rq2(out: Path, steps: dict, models: list[str], compare: bool) -> list[str]:
     if "train_on_real" not in steps:
         return []
     rows = [[display(r["approach"]), _pct(r["f1"]), "" if r["delta"] is None else f"{r['delta']:+.2f}",
              "" if r["ratio"] is None else f"{r['ratio']:.2f}",
-             "-" if r["class_fidelity"] is None else f"{100 * r['class_fidelity']:.1f}", *r["paper"]]
+             "-" if r["class_fidelity"] is None else f"{100 * r['class_fidelity']:.1f}", *(r["paper"] if compare else [])]
             for r in tstr_rows(steps, models)]
     header = (["approach", "macro F1 % (mean ± std)", "vs real (points)", "ratio to real", "class fidelity %"]
-              + [f"paper {d}" for d in paper.TSTR_F1])
+              + ([f"paper {d}" for d in paper.TSTR_F1] if compare else []))
     _write_csv(out / "tstr.csv", header, rows)
     return ["## RQ2: train on synthetic, test on real (Random Forest)", "",
             "Class fidelity: the share of flows that a forest trained on the real training flows labels with the "
@@ -94,7 +118,7 @@ def _rq2(out: Path, steps: dict, models: list[str]) -> list[str]:
             _table(header, rows), ""]
 
 
-def _rq3(out: Path, steps: dict, models: list[str]) -> list[str]:
+def _rq3(out: Path, steps: dict, models: list[str], compare: bool) -> list[str]:
     if "augmentation" not in steps:
         return []
     records = steps["augmentation"]["records"]
@@ -110,52 +134,75 @@ def _rq3(out: Path, steps: dict, models: list[str]) -> list[str]:
     return ["## RQ3: low-data augmentation (macro F1 %, mean ± std over seeds)", "",
             f"Every class topped up to {steps['augmentation']['target_per_class']} flows; generative models trained on "
             "the full training split, SMOTE and Fast Retransmit on the kept flows only.", "",
-            _table(header, rows), "", "![augmentation](augmentation.png)", "", f"Paper: {paper.FINDINGS['RQ3']}", ""]
+            _table(header, rows), "", "![augmentation](augmentation.png)", "", *_paper_line("RQ3", compare)]
 
 
 def _memory(row: dict) -> str:
     return f"{row['train_added_mb']:.0f} / {row['gen_added_mb']:.0f}"
 
 
-def _rq4(out: Path, steps: dict, models: list[str]) -> list[str]:
+def _median(x) -> float:
+    """A measured figure: {"median", "min", "max"} of its repeats, or one number (results written before 0.2)."""
+    return x["median"] if isinstance(x, dict) else x
+
+
+def _spread(x) -> float:
+    return (x["max"] - x["min"]) / x["median"] if isinstance(x, dict) and x["median"] > 0 else 0.0
+
+
+def _rq4(out: Path, steps: dict, models: list[str], compare: bool) -> list[str]:
     kinds = efficiency_kinds(steps, models)
     if not kinds:
         return []
-    header = ["model", "parameters", "disk MB", "paper protocol: train s/epoch (batch 1)", "gen ms/flow (batch 1)",
-              "train/gen MB", "practical: train s/epoch (batch 256)", "gen ms/flow (all at once)", "train/gen MB",
-              "paper (GPU): train s/epoch", "gen ms/flow", "disk MB"]
-    rows = []
+    header = ["model", "parameters", "disk MB", "paper protocol: train s/epoch (batch 1)", "gen ms/flow (one per call)",
+              "train/gen MB", "practical: train s/epoch (batch 256)", "gen ms/flow (all in one call)", "train/gen MB"]
+    header += ["paper (GPU): train s/epoch", "gen ms/flow", "disk MB"] if compare else []
+    rows, figures = [], {}
     for m in kinds:
         e = steps[f"efficiency:{m}"]
         p, q = e["paper"], e["practical"]
+        figures.update({f"{display(m)}, paper protocol, training": p["train_s_per_epoch"],
+                        f"{display(m)}, paper protocol, generation": p["gen_ms_per_flow"],
+                        f"{display(m)}, practical, training": q["train_s_per_epoch"],
+                        f"{display(m)}, practical, generation": q["gen_ms_per_flow"]})
         ref = paper.EFFICIENCY.get(m, {})
-        rows.append([display(m), f"{e['parameters']:,}", f"{e['disk_mb']:.2f}", f"{p['train_s_per_epoch']:.2f}",
-                     f"{p['gen_ms_per_flow']:.2f}", _memory(p), f"{q['train_s_per_epoch']:.2f}", f"{q['gen_ms_per_flow']:.3f}",
-                     _memory(q),
-                     ref.get("train_s_per_epoch", "-"), ref.get("gen_ms_per_flow", "-"), ref.get("disk_mb", "-")])
+        rows.append([display(m), f"{e['parameters']:,}", f"{e['disk_mb']:.2f}", f"{_median(p['train_s_per_epoch']):.2f}",
+                     f"{_median(p['gen_ms_per_flow']):.2f}", _memory(p), f"{_median(q['train_s_per_epoch']):.2f}",
+                     f"{_median(q['gen_ms_per_flow']):.3f}", _memory(q)]
+                    + ([ref.get("train_s_per_epoch", "-"), ref.get("gen_ms_per_flow", "-"), ref.get("disk_mb", "-")]
+                       if compare else []))
     _write_csv(out / "efficiency.csv", header, rows)
-    first = steps[f"efficiency:{kinds[0]}"]["paper"]
+    first = steps[f"efficiency:{kinds[0]}"]
+    worst = max(figures, key=lambda name: _spread(figures[name]))
     md = ["## RQ4: efficiency", "",
-          f"Paper protocol: {first['train_flows']} training flows ({first['epochs']} epoch timed), generation one flow per call; "
-          "practical: training batch 256, generation in one call (batches of 1024). Memory (train/gen MB) is what "
-          "the work added to the process's peak RSS on the CPU (allocator peak on a GPU); the whole process, with "
-          "Python, torch and the data loaded, held about "
-          f"{max(steps[f'efficiency:{m}']['paper']['train_peak_mb'] for m in kinds):.0f} MB at most.", "",
-          _table(header, rows), ""]
+          f"Paper protocol: {first['paper']['train_flows']} training flows of the {first.get('classes', 5)} largest "
+          "classes (parameters counted for those classes), training at batch 1, generation one flow per call; "
+          "practical: the same flows at training batch 256, generation in one call (batches of 1024). Every training "
+          "and every generation ran in a fresh process; times are medians of "
+          f"{first['paper']['epochs']} epochs and {first['paper'].get('repeats', 1)} generation runs"
+          + (f" (the largest spread, (max - min) / median: {100 * _spread(figures[worst]):.0f} %, {worst})"
+             if _spread(figures[worst]) else "")
+          + ". Memory (train/gen MB) is the peak the work added to that process after its imports and data: "
+          "resident memory on the CPU, the allocator's peak on a GPU.", "", _table(header, rows), ""]
     modes = quantization_modes(steps)
     if modes:
-        qh = ["llama", "size MB", "gen ms/flow (batch)", "gen ms/flow (batch 1)"] + METRIC_NAMES + ["TSTR F1 %", "paper ms/flow", "paper MB"]
+        qh = (["llama", "size MB", "gen ms/flow (all in one call)", "gen ms/flow (one per call)"] + METRIC_NAMES
+              + ["TSTR F1 %"] + (["paper ms/flow", "paper MB"] if compare else []))
         qrows = []
         for mode in modes:
             q = steps[f"quantization:{mode}"]
             ref = paper.EFFICIENCY.get("llama" if mode == "float32" else f"llama {mode}", {})
-            qrows.append([mode, f"{q['size_mb']:.2f}", f"{q['gen_ms_per_flow_practical']:.3f}", f"{q['gen_ms_per_flow_batch1']:.2f}"]
-                         + [f"{q['fidelity'][n]:.4f}" for n in METRIC_NAMES] + [_pct(q["tstr_f1"]),
-                         ref.get("gen_ms_per_flow", "-"), ref.get("disk_mb", "-")])
+            qrows.append([mode, f"{q['size_mb']:.2f}", f"{_median(q['gen_ms_per_flow_practical']):.3f}",
+                          f"{_median(q['gen_ms_per_flow_batch1']):.2f}"]
+                         + [f"{q['fidelity'][n]:.4f}" for n in METRIC_NAMES] + [_pct(q["tstr_f1"])]
+                         + ([ref.get("gen_ms_per_flow", "-"), ref.get("disk_mb", "-")] if compare else []))
         _write_csv(out / "quantization.csv", qh, qrows)
-        md += ["Post-training int8 quantization of llama (int8-weight-only: torchao; int8-dynamic: torch's dynamic "
-               "quantization of the linear layers); size is the serialized weights.", "", _table(qh, qrows), "",
-               f"Paper: {paper.FINDINGS['RQ4']}", ""]
+        full = steps[f"quantization:{modes[0]}"].get("parameters")
+        md += ["Post-training int8 quantization of the llama trained on the whole training split"
+               + (f" ({full:,} parameters: every class, unlike the table above)" if full else "")
+               + " (int8-weight-only: torchao; int8-dynamic: torch's dynamic quantization of the linear layers); size "
+               "is the serialized weights; generation on the CPU, where the int8 kernels are, each in a fresh process.",
+               "", _table(qh, qrows), "", *_paper_line("RQ4", compare)]
     return md
 
 

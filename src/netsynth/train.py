@@ -50,19 +50,19 @@ def use_all_cores():
 
 def fit_module(module: torch.nn.Module, loss_fn: Callable, tensors: tuple[torch.Tensor, ...], settings: TrainSettings,
                checkpoint_dir: str | os.PathLike | None = None, resume: bool = False, log: Callable[[str], None] | None = None,
-               ) -> dict:
+               progress: bool | None = None) -> dict:
     """Train `module` in place on `tensors` (first dimension = examples); returns a history dict.
 
     loss_fn(module, *batch) -> scalar loss. Ends with the weights of the best validation epoch.
     """
-    return Trainer(module, loss_fn, settings, checkpoint_dir, log).fit(tensors, resume)
+    return Trainer(module, loss_fn, settings, checkpoint_dir, log, progress).fit(tensors, resume)
 
 
 class Trainer:
     """The loop in parts that read one at a time: the validation split, the learning-rate schedule, one epoch,
     early stopping on the validation loss (the best weights are kept), and the checkpoint after every epoch."""
 
-    def __init__(self, module, loss_fn, settings: TrainSettings, checkpoint_dir=None, log=None):
+    def __init__(self, module, loss_fn, settings: TrainSettings, checkpoint_dir=None, log=None, progress=None):
         from accelerate import Accelerator
 
         self.module, self.settings = module, settings
@@ -70,6 +70,7 @@ class Trainer:
         self.accelerator = Accelerator(cpu=resolve_device(settings.device).type == "cpu")
         quiet = log is None or not self.accelerator.is_main_process
         self.log = (lambda msg: None) if quiet else log
+        self.progress = self.accelerator.is_main_process and (sys.stderr.isatty() if progress is None else progress)
         self.loss_module = WithLoss(module, loss_fn)
         self.ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir else None
         self.history = {"epochs": [], "train_loss": [], "val_loss": [], "seconds": []}
@@ -103,7 +104,7 @@ class Trainer:
     def epoch(self, module, loader, optimizer, scheduler, title: str) -> float:
         module.train()
         total, count = 0.0, 0
-        with EpochBar(title, len(loader)) as bar:
+        with EpochBar(title, len(loader), self.progress) as bar:
             for batch in loader:
                 loss = module(*batch)
                 optimizer.zero_grad(set_to_none=True)
@@ -195,16 +196,17 @@ def _evaluate(module, tensors, batch_size, device) -> float:
 
 
 class EpochBar:
-    """A progress bar with the running loss, on a terminal only (logs get one line per epoch instead)."""
+    """A progress bar with the running loss, shown when `enabled` (logs get one line per epoch instead)."""
 
-    def __init__(self, description: str, total: int):
-        self.description, self.total, self.progress = description, total, None
+    def __init__(self, description: str, total: int, enabled: bool):
+        self.description, self.total, self.enabled, self.progress = description, total, enabled, None
 
     def __enter__(self):
-        if sys.stderr.isatty():
+        if self.enabled:
+            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
             self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeRemainingColumn(), transient=True)
+                                     TimeRemainingColumn(), transient=True, console=Console(stderr=True))
             self.progress.start()
             self.task = self.progress.add_task(self.description, total=self.total)
         return self

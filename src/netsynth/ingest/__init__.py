@@ -23,12 +23,31 @@ from netsynth.ingest.tables import TableColumns, is_cesnet, read_cesnet, read_se
 __all__ = ["ingest", "detect_format", "IngestOptions", "IngestReport", "LabelRule", "TableColumns"]
 
 TABLE_SUFFIXES = {".csv", ".tsv", ".json", ".jsonl", ".ndjson", ".parquet"}
+SIMULATED_MARKER = ".netsynth-simulated"  # written by `netsynth demo-data`; hidden, so never read as an input
+CAPTURE_LENGTHS = "L4 payload bytes (NFStream flow meter)"
+
+
+def is_simulated(path: Path) -> bool:
+    """Whether `path` lies in a corpus that `netsynth demo-data` wrote (its marker in the folder or above)."""
+    path = path.resolve()
+    return any((folder / SIMULATED_MARKER).is_file() for folder in [path, *path.parents][:4])
+
+
+def _lengths_measure(kind: str, table_is_cesnet: bool, columns: TableColumns) -> str:
+    """What the lengths of one input measure, in words, for the report and the plots."""
+    if kind == "mirage":
+        return "L4 payload bytes (MIRAGE L4_payload_bytes)"
+    if table_is_cesnet:
+        return "payload bytes (CESNET PPI SIZE)"
+    return f"the table column {columns.size or columns.sequence!r} (as given)"
 
 
 def detect_format(path: Path) -> str:
     """'capture', 'mirage', 'flowset', 'table' (CESNET or sequences), decided by content, not only by name."""
     with open(path, "rb") as f:
         head = f.read(4096)
+    if not head:
+        raise NetsynthError(f"{path}: empty file")
     if is_capture(head):
         return "capture"
     if head[:4] == b"PAR1":
@@ -100,7 +119,7 @@ def ingest(paths: Sequence[str | os.PathLike], options: IngestOptions = IngestOp
     if rule.kind == "column" and captures:
         raise NetsynthError(f"{captures[0][0]}: --label-from column:NAME applies to tables and JSON, not captures")
 
-    flowsets = []
+    flowsets, measures = [], []
     for path, root, kind in others:
         try:
             if kind == "flowset":
@@ -108,10 +127,11 @@ def ingest(paths: Sequence[str | os.PathLike], options: IngestOptions = IngestOp
                 report.inputs_read.append(str(path))
                 continue
             if kind == "mirage":
-                records = list(read_mirage(path, rule))
+                records, cesnet = list(read_mirage(path, rule)), False
             else:
                 df = read_table(path)
-                records = list(read_cesnet(df, path, rule) if is_cesnet(df) else read_sequences(df, path, rule, columns))
+                cesnet = is_cesnet(df)
+                records = list(read_cesnet(df, path, rule) if cesnet else read_sequences(df, path, rule, columns))
         except NetsynthError as e:
             skip(path, str(e))
             continue
@@ -121,6 +141,7 @@ def ingest(paths: Sequence[str | os.PathLike], options: IngestOptions = IngestOp
         for sizes, dirs, label, group, iat in records:
             builder.add(sizes, dirs, label, file_group if group is None else group, iat)
         report.inputs_read.append(str(path))
+        measures.append(_lengths_measure(kind, cesnet, columns))
 
     if captures:
         want_ndpi = rule.kind == "ndpi"
@@ -137,6 +158,7 @@ def ingest(paths: Sequence[str | os.PathLike], options: IngestOptions = IngestOp
                 skip(path, error)
                 continue
             report.inputs_read.append(str(path))
+            measures.append(CAPTURE_LENGTHS)
             group = _group_name(path, root)
             # by default the folder names the class: the MIRAGE and IoT Sentinel layout data/<label>/*.pcap
             file_label = rule.for_file(path) if rule.kind == "map" else path.parent.name
@@ -146,10 +168,15 @@ def ingest(paths: Sequence[str | os.PathLike], options: IngestOptions = IngestOp
 
     if not report.inputs_read:
         reasons = "; ".join(f"{p}: {r}" for p, r in report.skipped[:3])
-        raise NetsynthError(f"no input could be read ({reasons})")
+        more = len(report.skipped) - 3
+        raise NetsynthError(f"none of {len(report.skipped)} inputs could be read ({reasons}"
+                            + (f"; and {more} more" if more > 0 else "") + ")")
     parts = []
     if report.flows_seen:
-        parts.append(builder.build(min_flows=min_flows, meta={"sources": [str(p) for p in paths]}))
+        provenance = {"simulated": any(is_simulated(Path(p)) for p in paths),
+                      "lengths": "; ".join(dict.fromkeys(measures))}
+        parts.append(builder.build(min_flows=min_flows, meta={"sources": [str(p) for p in paths],
+                                                              "provenance": provenance}))
     if flowsets:
         parts += flowsets
         report.flows_kept += sum(len(f) for f in flowsets)

@@ -65,8 +65,10 @@ def _labels(df: pd.DataFrame, path: Path, rule: LabelRule, default: list[str]) -
     for name in names:
         if name in df.columns:
             return [None if pd.isna(x) else str(x) for x in df[name]]
-    wanted = " or ".join(repr(n) for n in names) if names else "a label column (use --label-from column:NAME)"
-    raise NetsynthError(f"{path}: no label column {wanted}; columns are {list(df.columns)}")
+    if names:
+        raise NetsynthError(f"{path}: no label column {' or '.join(repr(n) for n in names)}; columns are {list(df.columns)}")
+    raise NetsynthError(f"{path}: which column holds the labels? Name it with --label-from column:NAME; "
+                        f"columns are {list(df.columns)}")
 
 
 def _require(df: pd.DataFrame, path: Path, column: str):

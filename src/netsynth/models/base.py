@@ -182,6 +182,8 @@ def load(path: str | os.PathLike) -> Generator:
     KINDS = registry.KINDS
     path = Path(path)
     cfg_path = path / CONFIG_FILE
+    if path.is_file():
+        raise NetsynthError(f"{path}: a file, not a model folder (a model folder is what `netsynth train -o` writes)")
     if not cfg_path.is_file() or not (path / WEIGHTS_FILE).is_file():
         raise NetsynthError(f"{path}: not a netsynth model folder (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
     try:

@@ -43,7 +43,8 @@ class NeuralGenerator(Generator):
         self._prepare(train)
         torch.manual_seed(options.seed)
         self.module_ = self._build()
-        log = (lambda msg: print(msg, file=sys.stderr)) if options.verbose and is_main_process() else None
+        shown = options.verbose or options.progress
+        log = (lambda msg: print(msg, file=sys.stderr)) if shown and is_main_process() else None
         device = resolve_device(options.device)
         if log:
             log(f"{self.kind}: {self.n_parameters:,} trainable parameters, {len(train)} flows, "
@@ -51,7 +52,8 @@ class NeuralGenerator(Generator):
             for note in self.runtime_notes(device):
                 log(note)
         self.history_ = fit_module(self.module_, self._loss, self._tensors(train), options.train_settings(),
-                                   checkpoint_dir=options.checkpoint_dir, resume=options.resume, log=log)
+                                   checkpoint_dir=options.checkpoint_dir, resume=options.resume, log=log,
+                                   progress=options.progress)
 
     @property
     def n_parameters(self) -> int:

@@ -30,12 +30,22 @@ class TrainSettings:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
 
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "patience"):
+            if int(getattr(self, name)) < 1:
+                raise NetsynthError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise NetsynthError(f"lr must be positive, got {self.lr}")
+        if not 0 <= self.val_fraction < 1:
+            raise NetsynthError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+
 
 @dataclass
 class FitOptions(TrainSettings):
     checkpoint_dir: str | None = None  # a checkpoint after every epoch goes to <checkpoint_dir>/checkpoint
     resume: bool = False  # continue from that checkpoint
     verbose: bool = False  # parameter count, per-epoch losses and notes on stderr
+    progress: bool | None = None  # a progress bar per epoch on stderr; None: only on a terminal
 
     def train_settings(self) -> TrainSettings:
         return TrainSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(TrainSettings)})
