@@ -82,8 +82,8 @@ class Trainer:
         order = np.random.default_rng(s.seed).permutation(n)
         n_val = int(round(n * s.val_fraction)) if n >= 20 else 0
         train = torch.utils.data.TensorDataset(*(t[order[n_val:]] for t in tensors))
-        loader = torch.utils.data.DataLoader(train, batch_size=s.batch_size, shuffle=True,
-                                             generator=torch.Generator().manual_seed(s.seed))
+        self.generator = torch.Generator().manual_seed(s.seed)  # the data order; its state is checkpointed
+        loader = torch.utils.data.DataLoader(train, batch_size=s.batch_size, shuffle=True, generator=self.generator)
         return loader, tuple(t[order[:n_val]] for t in tensors)
 
     def schedule(self, optimizer, steps_per_epoch: int):
@@ -131,7 +131,7 @@ class Trainer:
         loader, val = self.split(tensors)
         optimizer = torch.optim.AdamW(self.module.parameters(), lr=s.lr, weight_decay=s.weight_decay)
         if resume:
-            self.restore(optimizer, loader)
+            self.restore(optimizer)
         scheduler = self.schedule(optimizer, len(loader))
         # the loss is computed inside the prepared module's forward, so that a distributed wrapper sees it
         module, prepared_optimizer, loader = self.accelerator.prepare(self.loss_module, optimizer, loader)
@@ -157,19 +157,32 @@ class Trainer:
 
     def save(self, optimizer, epoch: int) -> None:
         if self.ckpt is not None and self.accelerator.is_main_process:
-            _save_checkpoint(self.ckpt, self.module, self.best_state, optimizer,
+            _save_checkpoint(self.ckpt, self.module, self.best_state, optimizer, self.random_states(),
                              {"epoch": epoch, "best": self.best, "since_best": self.since_best, "history": self.history})
 
-    def restore(self, optimizer, loader) -> None:
-        if self.ckpt is None or not (self.ckpt / "state.json").is_file():
+    def random_states(self) -> dict[str, torch.Tensor]:
+        """Every generator that decides the rest of training: the data order and torch's global generator
+        (dropout, the CVAE's and the diffusion's noise), and CUDA's where it is used."""
+        states = {"data_order": self.generator.get_state(), "torch": torch.get_rng_state()}
+        if self.accelerator.device.type == "cuda":
+            states["cuda"] = torch.cuda.get_rng_state(self.accelerator.device)
+        return states
+
+    def restore(self, optimizer) -> None:
+        ckpt = _checkpoint_folder(self.ckpt)
+        if ckpt is None:
             raise NetsynthError(f"--resume: no checkpoint in {self.ckpt.parent if self.ckpt else None}")
-        state = json.loads((self.ckpt / "state.json").read_text())
-        self.module.load_state_dict(load_file(str(self.ckpt / "model.safetensors")))
-        self.best_state = load_file(str(self.ckpt / "best.safetensors"))
-        _load_optimizer(optimizer, load_file(str(self.ckpt / "optimizer.safetensors")))
+        state = json.loads((ckpt / "state.json").read_text())
+        self.module.load_state_dict(load_file(str(ckpt / "model.safetensors")))
+        self.best_state = load_file(str(ckpt / "best.safetensors"))
+        _load_optimizer(optimizer, load_file(str(ckpt / "optimizer.safetensors")))
         self.start_epoch, self.best, self.since_best = state["epoch"] + 1, state["best"], state["since_best"]
         self.history = state["history"]
-        loader.generator.manual_seed(self.settings.seed + self.start_epoch)
+        rng = load_file(str(ckpt / "random.safetensors"))
+        self.generator.set_state(rng["data_order"])
+        torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and self.accelerator.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.accelerator.device)
         self.log(f"resumed after epoch {self.start_epoch} (best validation loss {self.best:.4f})")
 
 
@@ -220,17 +233,26 @@ class EpochBar:
             self.progress.stop()
 
 
-def _save_checkpoint(ckpt: Path, module, best_state, optimizer, state: dict):
-    """Each file is replaced whole; state.json last, so it only ever names a complete checkpoint."""
-    ckpt.mkdir(parents=True, exist_ok=True)
+def _save_checkpoint(ckpt: Path, module, best_state, optimizer, random_states: dict, state: dict):
+    """The checkpoint folder is replaced whole, so that a kill at any moment leaves one consistent epoch."""
     files = {"model.safetensors": {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()},
              "best.safetensors": {k: v.contiguous() for k, v in best_state.items()},
-             "optimizer.safetensors": _flatten_optimizer(optimizer)}
-    for name, tensors in files.items():
-        with atomic_path(ckpt / name) as tmp:
-            save_file(tensors, str(tmp))
-    with atomic_path(ckpt / "state.json") as tmp:
-        tmp.write_text(json.dumps(state))
+             "optimizer.safetensors": _flatten_optimizer(optimizer), "random.safetensors": random_states}
+    with atomic_path(ckpt) as tmp:
+        tmp.mkdir()
+        for name, tensors in files.items():
+            save_file(tensors, str(tmp / name))
+        (tmp / "state.json").write_text(json.dumps(state))
+
+
+def _checkpoint_folder(ckpt: Path | None) -> Path | None:
+    """The checkpoint, or the one it was replacing when a kill came between the two renames of `atomic_path`."""
+    if ckpt is None:
+        return None
+    for folder in (ckpt, ckpt.with_name(f".{ckpt.name}.old")):
+        if (folder / "state.json").is_file():
+            return folder
+    return None
 
 
 def _flatten_optimizer(optimizer) -> dict[str, torch.Tensor]:
