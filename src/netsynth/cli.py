@@ -112,8 +112,8 @@ def demo_data(out_dir, flows_per_class, files_per_class, seed):
 
 
 def refuse_overwrite(folder: Path, allowed: bool, what: str, other: str = "") -> None:
-    """Training or a benchmark into a folder that holds earlier work replaces it only when asked to."""
-    if allowed or not folder.is_dir() or not any(folder.iterdir()):
+    """Training into a folder that holds a model (or its checkpoint) replaces it only when asked to."""
+    if allowed or not any((folder / name).exists() for name in ("config.json", "model.safetensors", "checkpoint")):
         return
     raise NetsynthError(f"{folder} already holds {what}; use --overwrite to replace it{' ' + other if other else ''}, "
                         "or choose another folder")
@@ -147,21 +147,26 @@ def parse_settings(pairs) -> dict:
 @click.option("--overwrite", is_flag=True, help="Replace a model the output folder already holds.")
 def train(kind, train_file, output, epochs, batch_size, lr, seed, device, sets, resume, overwrite):
     """Train a generator of KIND on a FlowSet (written by `netsynth ingest`) and save it to a folder."""
+    import contextlib
+
     from netsynth.flows import FlowSet
+    from netsynth.lock import folder_lock
     from netsynth.models import create
     from netsynth.train import is_main_process
 
-    refuse_overwrite(Path(output), overwrite or resume, "a model", "or --resume to continue its training")
     model = create(kind, **parse_settings(sets))
     if resume and "resume" not in model.train_options:
         raise NetsynthError(f"--resume applies to models trained in epochs; {kind} trains in one pass")
     flows = FlowSet.read(train_file)
-    implicit = model.used_train_options({"checkpoint_dir": output, "verbose": True})  # noted only when asked for
-    model.fit(flows, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume or None,
-              **implicit)
-    if not is_main_process():  # in a distributed launch every process holds the same weights; one saves them
-        return
-    model.save(output)
+    # in a distributed launch every process holds the same weights; the main one holds the folder and saves them
+    with folder_lock(output) if is_main_process() else contextlib.nullcontext():
+        refuse_overwrite(Path(output), overwrite or resume, "a model", "or --resume to continue its training")
+        implicit = model.used_train_options({"checkpoint_dir": output, "verbose": True})  # noted only when asked for
+        model.fit(flows, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume or None,
+                  **implicit)
+        if not is_main_process():
+            return
+        model.save(output)
     what = "parameters" if model.train_options else "stored numbers"
     out.print(f"trained {kind} ({model.n_parameters:,} {what}) on {len(flows)} flows, "
               f"{len(model.classes_)} classes; wrote {output}")
@@ -315,14 +320,24 @@ def benchmark(flows_file, output, models, fractions, seeds, epochs, target_cap, 
     """Answer the paper's four research questions on a FlowSet: results.json, report.md, CSVs, plots."""
     import shutil
 
-    from netsynth.experiment import ExperimentSettings, run_experiment
-    from netsynth.report import render
+    from netsynth.lock import folder_lock
 
     if overwrite and resume:
         raise NetsynthError("--overwrite and --resume exclude each other")
-    if overwrite:
-        (Path(output) / "results.json").unlink(missing_ok=True)
-        shutil.rmtree(Path(output) / "cache", ignore_errors=True)
+    with folder_lock(output):
+        if overwrite:
+            (Path(output) / "results.json").unlink(missing_ok=True)
+            shutil.rmtree(Path(output) / "cache", ignore_errors=True)
+        run_benchmark(flows_file, output, models, fractions, seeds, epochs, target_cap, bin_width, no_efficiency, quick,
+                      resume)
+
+
+def run_benchmark(flows_file, output, models, fractions, seeds, epochs, target_cap, bin_width, no_efficiency, quick,
+                  resume):
+    """The benchmark itself, once its folder is held."""
+    from netsynth.experiment import ExperimentSettings, run_experiment
+    from netsynth.report import render
+
     given = {"models": [m.strip() for m in models.split(",") if m.strip()] if models else None, "seeds": seeds, "epochs": epochs,
              "target_cap": target_cap, "bin_width": bin_width, "efficiency": not no_efficiency}
     if fractions:
