@@ -52,21 +52,25 @@ def test_file_that_is_not_a_capture(capsys, tmp_path):
     assert not (tmp_path / "o.parquet").exists()
 
 
-def test_truncated_capture_alone_is_fatal(capsys, tmp_path):
+def test_capture_with_no_readable_packet_alone_is_fatal(capsys, tmp_path):
     write_crafted(tmp_path / "t.pcap")
-    (tmp_path / "t.pcap").write_bytes((tmp_path / "t.pcap").read_bytes()[:-5])
+    (tmp_path / "t.pcap").write_bytes((tmp_path / "t.pcap").read_bytes()[:30])
     code, _, err = run(capsys, "ingest", str(tmp_path / "t.pcap"), "-o", str(tmp_path / "o.parquet"))
-    assert "t.pcap: truncated capture" in error_line(code, err)
+    assert "t.pcap: no readable packet (incomplete record header at byte 24)" in error_line(code, err)
+    assert not (tmp_path / "o.parquet").exists()
 
 
-def test_truncated_capture_among_many_is_listed_and_skipped(capsys, tmp_path):
-    for name in ("a", "b", "c"):
+def test_damaged_captures_among_many_are_named(capsys, tmp_path):
+    for name in ("a", "b", "c", "d"):
         (tmp_path / name).mkdir()
         write_crafted(tmp_path / name / "f.pcap")
     (tmp_path / "c" / "f.pcap").write_bytes((tmp_path / "c" / "f.pcap").read_bytes()[:-5])
+    (tmp_path / "d" / "f.pcap").write_bytes((tmp_path / "d" / "f.pcap").read_bytes()[:30])
     code, stdout, err = run(capsys, "ingest", str(tmp_path), "-o", str(tmp_path / "o.parquet"), "--workers", "1")
-    assert code == 0 and "skipped" in err and "c/f.pcap" in err and "skipped 1" in stdout
-    assert FlowSet.read(tmp_path / "o.parquet").classes == ("a", "b")
+    assert code == 0 and "partly read" in err and "c/f.pcap: damaged (last packet cut short)" in err
+    assert "skipped" in err and "d/f.pcap: no readable packet" in err
+    assert "read 3 inputs (1 partly), skipped 1" in stdout
+    assert FlowSet.read(tmp_path / "o.parquet").classes == ("a", "b", "c")
 
 
 def test_mirage_without_packet_data(capsys, tmp_path):

@@ -59,8 +59,11 @@ def ingest(inputs, output, n_packets, keep_empty, max_size, label_from, sequence
     flows.write(output)
     for path, reason in report.skipped:
         console.print(f"[yellow]skipped[/] {escape(path)}: {escape(reason)}")
+    for path, damage in report.partial:
+        console.print(f"[yellow]partly read[/] {escape(path)}: {escape(damage)}")
     small = report.dropped_small_classes
-    out.print(f"read {len(report.inputs_read)} inputs, skipped {len(report.skipped)}; "
+    partly = f" ({len(report.partial)} partly)" if report.partial else ""
+    out.print(f"read {len(report.inputs_read)} inputs{partly}, skipped {len(report.skipped)}; "
               f"kept {report.flows_kept} flows in {len(flows.classes)} classes; dropped {report.dropped_empty} empty, "
               f"{report.dropped_unlabeled} unlabeled, {sum(small.values())} in small classes"
               + (f" ({', '.join(f'{c}: {k}' for c, k in small.items())})" if small else "")

@@ -7,7 +7,7 @@ so every input gets the same filtering and counting. A damaged file among many i
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -153,10 +153,13 @@ def ingest(paths: Sequence[str | os.PathLike], options: IngestOptions = IngestOp
                 results = _collect(track((f for f in futures), len(futures), "captures"))
         else:
             results = _collect(track((_Done(read_capture, a) for a in args), len(args), "captures"))
-        for (path, root, _), (flows, error) in zip(captures, results):
+        for (path, root, _), (result, error) in zip(captures, results):
             if error is not None:
                 skip(path, error)
                 continue
+            flows, damage = result
+            if damage:
+                report.partial.append((str(path), damage))
             report.inputs_read.append(str(path))
             measures.append(CAPTURE_LENGTHS)
             group = _group_name(path, root)
@@ -204,4 +207,6 @@ def _collect(futures) -> list[tuple[list | None, str | None]]:
             out.append((fut.result(), None))
         except NetsynthError as e:
             out.append((None, str(e)))
+        except BrokenExecutor:  # the flow meter died (a crash in native code): name the file, go on with the rest
+            out.append((None, "the flow meter's process died reading it"))
     return out

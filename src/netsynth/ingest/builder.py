@@ -31,6 +31,7 @@ class IngestOptions:
 class IngestReport:
     inputs_read: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    partial: list[tuple[str, str]] = field(default_factory=list)  # (file, where reading stopped and what was kept)
     flows_seen: int = 0
     flows_kept: int = 0
     dropped_empty: int = 0
