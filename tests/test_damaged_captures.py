@@ -2,6 +2,8 @@
 
 The reference for every case is the same capture written with only the packets before the damage."""
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -108,3 +110,29 @@ def test_a_capture_with_no_readable_packet_is_skipped_whole(capture, tmp_path):
     wrpcap(str(tmp_path / "more" / "e.pcap"), pkts[:9])
     flows, report = ingest([tmp_path], workers=1)
     assert [p for p, _ in report.skipped] == [str(path)] and flows.classes == ("more", "ok")
+
+
+def write_long_capture(path, n_packets: int) -> None:
+    """A valid pcap of ten UDP flows and `n_packets` packets, written as raw records (scapy would take minutes)."""
+    template = [bytes(Ether() / IP(src="10.0.0.2", dst="10.0.0.1") / UDP(sport=40000 + i, dport=53) / (b"q" * (60 + i)))
+                for i in range(10)]
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for k in range(n_packets):
+            frame = template[k % 10]
+            f.write(struct.pack("<IIII", 1_600_000_000 + k // 1000, k % 1000 * 1000, len(frame), len(frame)) + frame)
+
+
+def peak_rss_mb(path) -> float:
+    code = ("import resource, sys\nfrom netsynth.ingest.pcap import read_capture\n"
+            "flows, note = read_capture(sys.argv[1], 10, False, False)\nassert note is None and len(flows) == 10\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    return float(subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True,
+                                timeout=300).stdout)
+
+
+def test_memory_does_not_grow_with_the_packets_of_a_capture(tmp_path):
+    write_long_capture(tmp_path / "small.pcap", 20_000)
+    write_long_capture(tmp_path / "large.pcap", 400_000)  # 20 times the packets, about 40 MB
+    small, large = peak_rss_mb(tmp_path / "small.pcap"), peak_rss_mb(tmp_path / "large.pcap")
+    assert large < small + 15, (small, large)  # reading the file into memory would add 40 MB

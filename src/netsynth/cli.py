@@ -415,6 +415,10 @@ def main(argv=None):
     except NetsynthError as e:
         console.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except OSError as e:  # a full disk, a folder that cannot be written: outputs are left as they were
+        where = f"{e.filename}: " if e.filename else ""
+        console.print(f"[red]error:[/] {escape(where + (e.strerror or str(e)))}", highlight=False, soft_wrap=True)
+        sys.exit(1)
     except click.exceptions.Abort:
         console.print("aborted")
         sys.exit(130)

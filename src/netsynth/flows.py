@@ -266,7 +266,11 @@ class FlowSet:
         raw = (table.schema.metadata or {}).get(META_KEY)
         if raw is None:
             raise NetsynthError(f"{path}: not a netsynth FlowSet (no netsynth metadata); use `netsynth ingest` first")
-        return cls.from_arrow(table, json.loads(raw))
+        try:
+            return cls.from_arrow(table, json.loads(raw))
+        except (ValueError, KeyError, TypeError, AttributeError, pa.ArrowException, RecursionError) as e:
+            raise NetsynthError(f"{path}: damaged or foreign netsynth metadata ({type(e).__name__}: "
+                                f"{str(e).splitlines()[0] if str(e) else 'no detail'})") from None
 
     @classmethod
     def from_arrow(cls, table: pa.Table, meta: Mapping) -> "FlowSet":

@@ -26,6 +26,8 @@ def read_mirage(path: Path, rule: LabelRule):
             doc = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise NetsynthError(f"{path}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise NetsynthError(f"{path}: JSON nested too deeply to be a MIRAGE file") from None
     if not isinstance(doc, dict):
         raise NetsynthError(f"{path}: not a MIRAGE file (expected one object keyed by biflow)")
     column = rule.column if rule.kind == "column" else "BF_label"

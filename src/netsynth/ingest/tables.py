@@ -37,6 +37,8 @@ def read_table(path: Path) -> pd.DataFrame:
         return pd.read_json(path, lines=True)
     except (ValueError, OSError, UnicodeDecodeError) as e:
         raise NetsynthError(f"{path}: cannot read table ({str(e).splitlines()[0]})") from None
+    except RecursionError:
+        raise NetsynthError(f"{path}: JSON nested too deeply to be a table") from None
 
 
 def is_cesnet(df: pd.DataFrame) -> bool:
