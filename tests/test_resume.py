@@ -49,3 +49,37 @@ def test_kill_and_resume_gives_the_uninterrupted_model(demo_flows, tmp_path, kil
     for name in ("checkpoint/model.safetensors", "model.safetensors"):
         whole, cut = load_file(tmp_path / "whole" / name), load_file(tmp_path / "cut" / name)
         assert whole.keys() == cut.keys() and all((whole[k] == cut[k]).all() for k in whole), name
+
+
+def without_timings(value):
+    """results.json without what a clock or the machine decides (seconds, memory, environment)."""
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items()
+                if k not in ("seconds", "environment", "train_seconds") and not k.endswith(("_mb", "_s_per_epoch", "ms_per_flow"))}
+    return [without_timings(v) for v in value] if isinstance(value, list) else value
+
+
+def test_killed_benchmark_resumes_to_the_uninterrupted_results(demo_flows, tmp_path):
+    flows = str(demo_flows.write(tmp_path / "demo.parquet"))
+
+    def bench(folder, *extra):
+        return [sys.executable, "-m", "netsynth.cli", "benchmark", flows, "-o", str(folder), "--quick", "--models",
+                "cvae,markov", "--no-efficiency", *extra]
+    subprocess.run(bench(tmp_path / "whole"), check=True, capture_output=True, timeout=600)
+    proc = subprocess.Popen(bench(tmp_path / "cut"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = tmp_path / "cut" / "results.json"
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            if "train:cvae" in json.loads(results.read_text())["steps"]:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the benchmark ended before the kill"
+    resumed = subprocess.run(bench(tmp_path / "cut", "--resume"), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0 and "[done already] train:cvae" in resumed.stderr, resumed.stderr[-2000:]
+    whole = json.loads((tmp_path / "whole" / "results.json").read_text())
+    cut = json.loads(results.read_text())
+    assert without_timings(cut) == without_timings(whole)

@@ -22,7 +22,7 @@ START, END = "<start>", "<end>"
 
 def jsd(p: Counter, q: Counter) -> float:
     """Jensen-Shannon divergence (base 2) of two histograms given as Counters over any keys; 0 = same, 1 = disjoint."""
-    keys = list(set(p) | set(q))
+    keys = sorted(set(p) | set(q), key=repr)  # a fixed order: string hashes (hence set order) change per process
     if not keys:
         return 0.0
     a = np.array([p.get(k, 0) for k in keys], dtype=np.float64)
