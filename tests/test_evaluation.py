@@ -29,6 +29,7 @@ def test_evaluate_writes_the_six_metrics_floor_and_tstr(capsys, split, tmp_path)
     assert list(metrics["macro"]) == METRIC_NAMES and list(metrics["floor"]) == METRIC_NAMES
     assert all(0 <= v <= 1 for v in metrics["macro"].values())
     assert 0 <= metrics["tstr"]["train_on_synthetic"] <= 1 and set(metrics["per_class"]) == set(test.classes)
+    assert "privacy: exact copies" in out and 0 <= metrics["privacy"]["dcr_closer_to_train"] <= 1
 
 
 def test_evaluate_refuses_other_classes(capsys, split, tmp_path):
@@ -83,6 +84,8 @@ def test_benchmark_quick_runs_resumes_and_refuses_another_dataset(capsys, demo_f
     assert "**Data: SIMULATED.**" in report and "Paper:" not in report and "paper MIRAGE" not in report
     assert "paper (GPU)" not in report
     assert "## Targets" not in report and "- `jsd_markov`:" in report
+    assert "## Privacy" in report and 0 <= steps["privacy:markov"]["black_box"]["auc"] <= 1
+    assert (tmp_path / "r" / "privacy.csv").stat().st_size > 0
     efficiency = steps["efficiency:cvae"]["practical"]  # measured in fresh processes: memory the work itself took
     assert efficiency["train_added_mb"] > 1 and efficiency["gen_ms_per_flow"]["min"] <= efficiency["gen_ms_per_flow"]["median"]
 

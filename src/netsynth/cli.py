@@ -278,6 +278,7 @@ def evaluate(real_file, train_file, synth_file, output, seed, bin_width):
     """Fidelity and privacy metrics, the real-vs-real floor, and train-on-synthetic/test-on-real F1."""
     from netsynth.flows import FlowSet
     from netsynth.metrics import METRIC_NAMES, check_comparable, fidelity, real_floor
+    from netsynth.privacy import audit
     from netsynth.tasks.tstr import tstr
 
     real, train, synth = FlowSet.read(real_file), FlowSet.read(train_file), FlowSet.read(synth_file)
@@ -285,8 +286,9 @@ def evaluate(real_file, train_file, synth_file, output, seed, bin_width):
     scores = fidelity(real, synth, train=train, bin_width=bin_width)
     floor = real_floor(real, train, bin_width=bin_width)
     f1 = tstr(train, real, synth, seed=seed)
+    privacy = audit(train, real, synth, seed=seed)
     result = {"macro": scores["macro"], "per_class": scores["per_class"], "floor": floor["macro"], "tstr": f1,
-              "files": {"real": real_file, "train": train_file, "synthetic": synth_file}, "seed": seed}
+              "privacy": privacy, "files": {"real": real_file, "train": train_file, "synthetic": synth_file}, "seed": seed}
     table = Table(title=f"{synth_file} vs {real_file} (lower is better)")
     table.add_column("metric")
     table.add_column("synthetic", justify="right")
@@ -298,6 +300,45 @@ def evaluate(real_file, train_file, synth_file, output, seed, bin_width):
               f"train on real {100 * f1['train_on_real']:.2f} %")
     out.print(f"class fidelity (a forest trained on real flows labels them with their class): synthetic "
               f"{100 * f1['class_fidelity_synthetic']:.2f} %, real test flows {100 * f1['class_fidelity_real']:.2f} %")
+    print_privacy(privacy)
+    if output:
+        from netsynth.fileio import atomic_path
+        with atomic_path(output) as tmp:
+            tmp.write_text(json.dumps(result, indent=1))
+        out.print(f"wrote {output}")
+
+
+def print_privacy(p: dict) -> None:
+    from netsynth.privacy import LONG
+
+    pct = lambda x: "-" if x is None else f"{100 * x:.1f} %"  # noqa: E731
+    out.print(f"privacy: exact copies of training flows {pct(p['exact_copies'])} (real test flows: "
+              f"{pct(p['exact_copies_base_rate'])}), of {LONG}+ packets {pct(p['exact_copies_long'])} (real: "
+              f"{pct(p['exact_copies_long_base_rate'])}); closer to training than to test {pct(p['dcr_closer_to_train'])} "
+              f"(50 % = no memorization); membership inference AUC black box {p['black_box']['auc']:.3f}"
+              + (f", white box {p['white_box']['auc']:.3f}" if "white_box" in p else ""), highlight=False)
+
+
+@cli.command()
+@click.option("--train", "train_file", required=True, type=click.Path(dir_okay=False), help="The generator's training flows.")
+@click.option("--test", "test_file", required=True, type=click.Path(dir_okay=False), help="Real flows it never saw.")
+@click.option("--synthetic", "synth_file", required=True, type=click.Path(dir_okay=False))
+@click.option("--model", "model_dir", default=None, help="The model folder, for the white-box attack (llama, mamba).")
+@click.option("-o", "--output", default=None, type=click.Path(dir_okay=False), help="Write every figure as JSON.")
+@click.option("--seed", default=0, show_default=True)
+def privacy(train_file, test_file, synth_file, model_dir, output, seed):
+    """What synthetic flows reveal about the training flows: copies, distances, membership inference."""
+    from netsynth.flows import FlowSet
+    from netsynth.models import load
+    from netsynth.privacy import audit
+
+    model = load(model_dir) if model_dir else None
+    if model is not None and not hasattr(model, "log_likelihood"):
+        raise NetsynthError(f"--model: the white-box attack needs a model's likelihood; {model.kind} has none "
+                            "(llama and mamba do)")
+    result = audit(FlowSet.read(train_file), FlowSet.read(test_file), FlowSet.read(synth_file), seed=seed,
+                   log_likelihood=model.log_likelihood if model is not None else None)
+    print_privacy(result)
     if output:
         from netsynth.fileio import atomic_path
         with atomic_path(output) as tmp:

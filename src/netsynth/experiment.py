@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from netsynth import privacy
 from netsynth.errors import NetsynthError
 from netsynth.fileio import atomic_path
 from netsynth.flows import FlowSet
@@ -204,6 +205,14 @@ def tstr_step(synth: dict[int, FlowSet], s: Split) -> dict:
             "class_fidelity": class_fidelity(s.real_forest, synth[0])}
 
 
+def privacy_step(model_dir: Path, synth: FlowSet, s: Split) -> dict:
+    """The privacy audit of one synthetic set; the white-box attack where the model has a likelihood."""
+    model = load(model_dir)
+    tested = list(s.test.present_counts())
+    return privacy.audit(s.train.select(tested), s.test.select(tested), synth.select(tested),
+                         log_likelihood=getattr(model, "log_likelihood", None))
+
+
 def augmentation_step(s: Split, pools: dict[str, FlowSet], fractions: list[float], log: Callable[[str], None]) -> dict:
     on_result = lambda r: log(f"  {r['method']:16s} f={r['fraction']:.2f} seed {r['seed']}: F1 {r['f1']:.3f}")  # noqa: E731
     return {"target_per_class": s.target,
@@ -265,6 +274,7 @@ def run_experiment(flows_path: str | Path, out_dir: str | Path, settings: Experi
         synth = synthetic_sets(kind, pools[kind], s)
         step(f"fidelity:{kind}", fidelity_step, synth[0], s, settings.bin_width)
         step(f"tstr:{kind}", tstr_step, synth, s)
+        step(f"privacy:{kind}", privacy_step, model_dir, synth[0], s)
     majority = max(s.train.class_counts().values())
     if s.target < majority:
         log(f"augmentation tops classes up to {s.target} flows (capped), not the majority's {majority}")

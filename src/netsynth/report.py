@@ -58,7 +58,7 @@ def render(results_dir: str | Path) -> Path:
                f"and {sum(test.values())} test flows, {len(train)} classes (largest training class: {max(train.values())})"
                + (f"; no test flows for {untested} (left out of the fidelity metrics)" if untested else "") + ".", ""]
     md += (_rq1(out, steps, models, res["settings"], compare) + _rq2(out, steps, models, compare)
-           + _rq3(out, steps, models, compare) + _rq4(out, steps, models, compare))
+           + _privacy(out, steps, models) + _rq3(out, steps, models, compare) + _rq4(out, steps, models, compare))
     if compare:
         md += _targets(steps)
     with atomic_path(out / "report.md") as tmp:
@@ -116,6 +116,32 @@ def _rq2(out: Path, steps: dict, models: list[str], compare: bool) -> list[str]:
             "Class fidelity: the share of flows that a forest trained on the real training flows labels with the "
             "class they were generated for (for train on real: the real test flows' own share, its accuracy).", "",
             _table(header, rows), ""]
+
+
+def _privacy(out: Path, steps: dict, models: list[str]) -> list[str]:
+    audited = [m for m in models if f"privacy:{m}" in steps]
+    if not audited:
+        return []
+    pct = lambda x: "-" if x is None else f"{100 * x:.1f}"  # noqa: E731
+    rows = []
+    for m in audited:
+        p = steps[f"privacy:{m}"]
+        rows.append([display(m), f"{pct(p['exact_copies'])} ({pct(p['exact_copies_base_rate'])})",
+                     f"{pct(p['exact_copies_long'])} ({pct(p['exact_copies_long_base_rate'])})",
+                     f"{p['dcr_train_median']:.0f} / {p['dcr_test_median']:.0f}", pct(p["dcr_closer_to_train"]),
+                     f"{p['black_box']['auc']:.3f}", pct(p["black_box"]["tpr_at_1pct_fpr"]),
+                     f"{p['white_box']['auc']:.3f}" if "white_box" in p else "-"])
+    header = ["model", "exact copies % (real test flows)", "of 4+ packets % (real)", "median DCR train / test (bytes)",
+              "closer to train %", "black-box MIA AUC", "TPR at 1 % FPR", "white-box MIA AUC"]
+    _write_csv(out / "privacy.csv", header, rows)
+    return ["## Privacy: what the synthetic flows reveal about the training flows", "",
+            "Exact copies: synthetic flows that occur verbatim (with their class) in the training split, beside the "
+            "share of real test flows that do (short flows repeat by nature). DCR: L1 distance over the signed "
+            "lengths to the nearest training and test flow of the same class (training side subsampled to the test "
+            "side's size); 50 % closer to training is what a model that learned the distribution, not the records, "
+            "gives. Membership inference (training flows against as many test flows; 0.5 = the attacker learns "
+            "nothing): black box, Hilprecht et al. 2019 (distance to the nearest synthetic flow); white box, Yeom et "
+            "al. 2018 (the model's likelihood of the flow).", "", _table(header, rows), ""]
 
 
 def _rq3(out: Path, steps: dict, models: list[str], compare: bool) -> list[str]:

@@ -59,6 +59,21 @@ class CausalLMGenerator(NeuralGenerator):
         logits = module.get_output_embeddings()(hidden[keep]).float()
         return F.cross_entropy(logits, target[keep])
 
+    @torch.inference_mode()
+    def log_likelihood(self, flows: FlowSet, batch_size: int = 1024) -> np.ndarray:
+        """log p(flow | class) in nats per flow: the sum over its tokens, <EOS> included (no sampling masks)."""
+        self._check_fitted()
+        present = flows.select(list(flows.present_counts()))  # classes without flows may be unknown to the model
+        ids = torch.from_numpy(self.codec_.encode(present.with_classes(self.classes_)))
+        device = next(self.module_.parameters()).device
+        out = []
+        for batch in ids.split(batch_size):
+            batch = batch.to(device)
+            logp = self.module_(input_ids=batch).logits[:, :-1].float().log_softmax(-1)
+            target = batch[:, 1:]
+            out.append((logp.gather(-1, target[..., None])[..., 0] * (target != PAD)).sum(1).cpu())
+        return torch.cat(out).numpy()
+
     def _sample(self, codes: np.ndarray, seed: int, options: SampleOptions) -> FlowSet:
         tokens = sample_tokens(self.module_, self.codec_, codes, seed=seed, temperature=options.temperature,
                                top_k=options.top_k, batch_size=options.batch_size, device=resolve_device(options.device))

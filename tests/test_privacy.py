@@ -1,0 +1,79 @@
+"""The privacy audit on crafted cases whose answers are known, and the white-box score against a slow reference."""
+import numpy as np
+import pytest
+import torch
+
+import netsynth
+from netsynth.flows import FlowSet
+from netsynth.models.registry import KINDS
+from netsynth.privacy import audit, copy_share
+
+
+def draws(n_per_class: int, seed: int) -> FlowSet:
+    """Flows of three classes that almost never repeat: random lengths, sizes around a class-specific mean."""
+    rng = np.random.default_rng(seed)
+    rows, labels = [], []
+    for c in range(3):
+        for _ in range(n_per_class):
+            length = rng.integers(1, 11)
+            sizes = np.clip(rng.normal(300 + 400 * c, 150, length), 1, 1500).astype(int)
+            rows.append(list(sizes * rng.choice([1, -1], length)) + [0] * (10 - length))
+            labels.append(f"c{c}")
+    return FlowSet.from_signed(np.array(rows), labels)
+
+
+def test_a_copier_is_caught_and_fresh_draws_are_not():
+    train, test, fresh = draws(300, 0), draws(300, 1), draws(300, 2)
+    copier = audit(train, test, train, seed=0)
+    assert copier["exact_copies"] == 1.0 and copier["exact_copies_long"] == 1.0
+    assert copier["dcr_closer_to_train"] > 0.95 and copier["black_box"]["auc"] > 0.95
+    assert copier["black_box"]["tpr_at_1pct_fpr"] > 0.9
+    honest = audit(train, test, fresh, seed=0)
+    assert honest["exact_copies"] <= honest["exact_copies_base_rate"] + 0.01
+    assert abs(honest["dcr_closer_to_train"] - 0.5) < 0.08 and abs(honest["black_box"]["auc"] - 0.5) < 0.08
+
+
+def test_copy_share_counts_labelled_sequences_of_a_length():
+    a = FlowSet.from_signed(np.array([[5, -6, 7, 8], [5, 0, 0, 0], [1, 2, 3, 4]]), ["x", "x", "y"])
+    b = FlowSet.from_signed(np.array([[5, -6, 7, 8], [5, 0, 0, 0], [1, 2, 3, 4]]), ["x", "y", "x"])
+    assert copy_share(a, b) == pytest.approx(1 / 3) and copy_share(a, b, min_length=4) == 0.5
+
+
+@pytest.mark.parametrize("kind", ["llama", "mamba"])
+def test_log_likelihood_equals_the_product_of_next_token_probabilities(kind):
+    flows = draws(10, 0)
+    model = netsynth.create(kind, **KINDS[kind].tiny, vocabulary="observed").fit(flows, epochs=1, batch_size=8)
+    fast = model.log_likelihood(flows.take(np.arange(0, 30, 7)))
+    ids = model.codec_.encode(flows)[np.arange(0, 30, 7)]
+    for row, expected in zip(ids, fast):
+        total = 0.0
+        for t in range(1, len(row)):
+            if row[t] == 0:  # <PAD>: the flow has ended
+                break
+            with torch.inference_mode():
+                logits = model.module_(input_ids=torch.from_numpy(row[None, :t])).logits[0, -1].float()
+            total += float(logits.log_softmax(-1)[row[t]])
+        assert expected == pytest.approx(total, abs=1e-4)
+
+
+def test_white_box_attack_on_a_model(small_train):
+    train, test = small_train.split(test_size=0.3, seed=0)
+    model = netsynth.create("llama", **KINDS["llama"].tiny, vocabulary="observed").fit(train, epochs=2, batch_size=16)
+    test = test.select([c for c in test.present_counts() if c in train.present_counts()])
+    result = audit(train, test, model.sample(train.present_counts(), seed=0),
+                   log_likelihood=model.log_likelihood)
+    assert 0 <= result["white_box"]["auc"] <= 1 and result["candidates"] == 2 * min(len(train), len(test))
+
+
+def test_privacy_command(capsys, tmp_path):
+    from test_cli_ingest import error_line, run
+    train, test = draws(40, 0), draws(40, 1)
+    train.write(tmp_path / "train.parquet")
+    test.write(tmp_path / "test.parquet")
+    args = ["privacy", "--train", str(tmp_path / "train.parquet"), "--test", str(tmp_path / "test.parquet"),
+            "--synthetic", str(tmp_path / "train.parquet")]
+    code, out, _ = run(capsys, *args, "-o", str(tmp_path / "p.json"))
+    assert code == 0 and "exact copies of training flows 100.0 %" in out
+    run(capsys, "train", "markov", str(tmp_path / "train.parquet"), "-o", str(tmp_path / "m"))
+    code, _, err = run(capsys, *args, "--model", str(tmp_path / "m"))
+    assert "the white-box attack needs a model's likelihood; markov has none" in error_line(code, err)
