@@ -77,3 +77,26 @@ def test_privacy_command(capsys, tmp_path):
     run(capsys, "train", "markov", str(tmp_path / "train.parquet"), "-o", str(tmp_path / "m"))
     code, _, err = run(capsys, *args, "--model", str(tmp_path / "m"))
     assert "the white-box attack needs a model's likelihood; markov has none" in error_line(code, err)
+
+
+def test_no_copies_redraws_training_copies(capsys, tmp_path):
+    from test_cli_ingest import run
+    from netsynth.privacy import copies
+    # two flows per class that share their second packet: a Markov chain copies one or crosses over
+    rows, labels = [], []
+    for c in range(3):
+        a = [100 + c, -200, 300 + c, -400, 500 + c]
+        rows += [a + [0] * 5, [v + 10 if i != 1 else v for i, v in enumerate(a)] + [0] * 5] * 10
+        labels += [f"c{c}"] * 20
+    train = FlowSet.from_signed(np.array(rows), labels)
+    train.write(tmp_path / "train.parquet")
+    run(capsys, "train", "markov", str(tmp_path / "train.parquet"), "-o", str(tmp_path / "m"))
+    plain = netsynth.load(tmp_path / "m").sample(n_per_class=20, seed=0)
+    assert copies(plain, train).any()  # the case exists: some draws copy a training flow
+    code, out, _ = run(capsys, "generate", str(tmp_path / "m"), "--per-class", "20", "--no-copies",
+                       str(tmp_path / "train.parquet"), "-o", str(tmp_path / "g.parquet"))
+    filtered = FlowSet.read(tmp_path / "g.parquet")
+    assert code == 0 and f"redrew {int(copies(plain, train).sum())}" in out
+    assert not copies(filtered, train).any() and filtered.class_counts() == plain.class_counts()
+    same = ~copies(plain, train)
+    assert (filtered.signed[same] == plain.signed[same]).all()  # flows that were no copies stay as they were

@@ -188,7 +188,9 @@ def train(kind, train_file, output, epochs, batch_size, lr, seed, device, sets, 
 @click.option("--device", default=None, help="auto | cpu | cuda (neural models).")
 @click.option("--steps", type=int, default=None, help="Denoising steps (diffusion).")
 @click.option("--sampler", default=None, help="dpm-solver++ | ddim (diffusion).")
-def generate(model_dir, output, per_class, like, counts_file, seed, **options):
+@click.option("--no-copies", "no_copies", type=click.Path(dir_okay=False), default=None, metavar="TRAIN.parquet",
+              help="Redraw flows that copy a flow of 4+ packets of this FlowSet (the model's training flows).")
+def generate(model_dir, output, per_class, like, counts_file, seed, no_copies, **options):
     """Generate synthetic flows from a trained model."""
     from netsynth.flows import FlowSet
     from netsynth.models import load
@@ -203,6 +205,15 @@ def generate(model_dir, output, per_class, like, counts_file, seed, **options):
     else:
         counts = FlowSet.read(like).present_counts() if like else read_counts(counts_file)
         synth = model.sample({c: k for c, k in counts.items() if k > 0}, seed=seed, **options)
+    if no_copies:
+        from netsynth.models.base import data_hash
+        from netsynth.privacy import LONG, redraw_copies
+
+        train = FlowSet.read(no_copies)
+        if data_hash(train) != model.data_hash_:
+            console.print(f"[yellow]note:[/] {escape(no_copies)} is not the data this model was trained on", soft_wrap=True)
+        synth, replaced, left = redraw_copies(model, synth, train, seed, **options)
+        out.print(f"redrew {replaced} flows that copied a training flow of {LONG}+ packets; {left} copies left")
     synth.write(output)
     out.print(f"generated {len(synth)} flows in {len(synth.present_counts())} classes with {model.kind}; wrote {output}")
 

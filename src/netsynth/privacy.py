@@ -83,3 +83,28 @@ def audit(train: FlowSet, test: FlowSet, synth: FlowSet, seed: int = 0, log_like
     if log_likelihood is not None:
         result["white_box"] = membership(log_likelihood(members), log_likelihood(others))
     return result
+
+
+def copies(flows: FlowSet, train: FlowSet, min_length: int = LONG) -> np.ndarray:
+    """Mask of `flows` that copy a labelled training flow of at least `min_length` packets."""
+    long = {(label, seq) for label, seq in zip(train.label, train.sequences()) if len(seq) >= min_length}
+    return np.array([(label, seq) in long for label, seq in zip(flows.label, flows.sequences())], dtype=bool)
+
+
+def redraw_copies(model, synth: FlowSet, train: FlowSet, seed: int, rounds: int = 10, **options) -> tuple[FlowSet, int, int]:
+    """Replace, in place, the synthetic flows that copy a training flow of 4+ packets with fresh draws of their
+    class (new seeds, up to `rounds` times); returns the flows, how many were replaced, and how many copies are left."""
+    size, direction, replaced = synth.size.copy(), synth.direction.copy(), None
+    for r in range(1, rounds + 1):
+        current = FlowSet(size, direction, synth.codes, synth.classes, meta=dict(synth.meta))
+        bad = copies(current, train)
+        replaced = int(bad.sum()) if replaced is None else replaced
+        if not bad.any():
+            return current, replaced, 0
+        wanted = current.take(np.flatnonzero(bad)).present_counts()
+        fresh = model.sample(wanted, seed=seed + 7919 * r, **options)
+        for c in wanted:
+            rows, got = np.flatnonzero(bad & (current.label == c)), np.flatnonzero(fresh.label == c)
+            size[rows], direction[rows] = fresh.size[got], fresh.direction[got]
+    current = FlowSet(size, direction, synth.codes, synth.classes, meta=dict(synth.meta))
+    return current, replaced, int(copies(current, train).sum())
