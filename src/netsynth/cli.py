@@ -114,6 +114,26 @@ def demo_data(out_dir, flows_per_class, files_per_class, seed):
               f"({', '.join(counts)}) to {out_dir}/<class>/capture-*.pcap")
 
 
+@cli.command("export")
+@click.argument("flows_file", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, help="Folder for <class>/synthetic.pcap, or one FILE.pcap.")
+@click.option("--protocol", default="tcp", show_default=True, help="tcp (handshake, ACKs, FIN) or udp.")
+@click.option("--server-port", default=443, show_default=True)
+@click.option("--start", default=1.7e9, show_default=True, help="Time of the first packet (Unix seconds).")
+@click.option("--overwrite", is_flag=True, help="Replace captures the output already holds.")
+def export_command(flows_file, output, protocol, server_port, start, overwrite):
+    """Write flows (synthetic or real) as pcap captures that `netsynth ingest` and other tools read."""
+    from netsynth.export import export
+    from netsynth.flows import FlowSet
+
+    flows = FlowSet.read(flows_file)
+    target = Path(output)
+    if not overwrite and (target.is_file() or (target.is_dir() and any(target.rglob("*.pcap")))):
+        raise NetsynthError(f"{output} already holds captures; use --overwrite to replace them, or choose another folder")
+    written = export(flows, target, protocol, server_port, start, progress=track)
+    out.print(f"wrote {len(flows)} flows as {protocol.upper()} conversations in {len(written)} capture(s) under {output}")
+
+
 def refuse_overwrite(folder: Path, allowed: bool, what: str, other: str = "") -> None:
     """Training into a folder that holds a model (or its checkpoint) replaces it only when asked to."""
     if allowed or not any((folder / name).exists() for name in ("config.json", "model.safetensors", "checkpoint")):
