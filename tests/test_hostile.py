@@ -1,5 +1,4 @@
 """Hostile and broken inputs and outputs: one-line errors, nothing partial left, odd names kept intact."""
-import json
 import resource
 import signal
 import subprocess

@@ -7,7 +7,6 @@ import pytest
 
 from conftest import SHARED_DATA, requires_shared
 from crafted import write_crafted
-from netsynth import NetsynthError
 from netsynth.ingest import IngestOptions, TableColumns, ingest
 from netsynth.ingest.pcap import read_capture
 

@@ -333,10 +333,15 @@ def evaluate(real_file, train_file, synth_file, output, seed, bin_width):
               f"{100 * f1['class_fidelity_synthetic']:.2f} %, real test flows {100 * f1['class_fidelity_real']:.2f} %")
     print_privacy(privacy)
     if output:
-        from netsynth.fileio import atomic_path
-        with atomic_path(output) as tmp:
-            tmp.write_text(json.dumps(result, indent=1))
-        out.print(f"wrote {output}")
+        write_json(output, result)
+
+
+def write_json(path: str, value: dict) -> None:
+    from netsynth.fileio import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(value, indent=1))
+    out.print(f"wrote {path}")
 
 
 def print_privacy(p: dict) -> None:
@@ -371,10 +376,7 @@ def privacy(train_file, test_file, synth_file, model_dir, output, seed):
                    log_likelihood=model.log_likelihood if model is not None else None)
     print_privacy(result)
     if output:
-        from netsynth.fileio import atomic_path
-        with atomic_path(output) as tmp:
-            tmp.write_text(json.dumps(result, indent=1))
-        out.print(f"wrote {output}")
+        write_json(output, result)
 
 
 @cli.command()

@@ -13,10 +13,9 @@ import multiprocessing
 import threading
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import psutil
