@@ -75,7 +75,7 @@ def _data(provenance: dict) -> list[str]:
                 "on real traffic, so the paper's figures and the targets are not shown beside them. Lengths: "
                 f"{lengths}.", ""]
     if not provenance:
-        return ["Data: provenance not recorded (this FlowSet was not written by `netsynth ingest`); the paper's "
+        return ["Data: provenance not recorded (results of netsynth 0.1, or a FlowSet not written by `netsynth ingest`); the paper's "
                 "figures (MIRAGE-2019, CESNET-TLS22) are shown for orientation only.", ""]
     return [f"Data: real traffic as ingested by netsynth. Lengths: {lengths}. The paper's figures (MIRAGE-2019, "
             "CESNET-TLS22) are beside ours for orientation: they compare directly only on those datasets.", ""]
