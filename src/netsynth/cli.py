@@ -168,7 +168,11 @@ def parse_settings(pairs) -> dict:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any model setting (see `netsynth models`).")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in the output folder.")
 @click.option("--overwrite", is_flag=True, help="Replace a model the output folder already holds.")
-def train(kind, train_file, output, epochs, batch_size, lr, seed, device, sets, resume, overwrite):
+@click.option("--dp-epsilon", type=float, default=None, help="Train with DP-SGD (Opacus) to this epsilon (llama, mamba, cvae).")
+@click.option("--dp-delta", type=float, default=None, help="DP delta [default: 1 / (10 x training flows)].")
+@click.option("--dp-max-grad-norm", type=float, default=None, help="DP-SGD's per-flow gradient bound [default: 1.0].")
+def train(kind, train_file, output, epochs, batch_size, lr, seed, device, sets, resume, overwrite, dp_epsilon, dp_delta,
+          dp_max_grad_norm):
     """Train a generator of KIND on a FlowSet (written by `netsynth ingest`) and save it to a folder."""
     import contextlib
 
@@ -186,13 +190,15 @@ def train(kind, train_file, output, epochs, batch_size, lr, seed, device, sets, 
         refuse_overwrite(Path(output), overwrite or resume, "a model", "or --resume to continue its training")
         implicit = model.used_train_options({"checkpoint_dir": output, "verbose": True})  # noted only when asked for
         model.fit(flows, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume or None,
-                  **implicit)
+                  dp_epsilon=dp_epsilon, dp_delta=dp_delta, dp_max_grad_norm=dp_max_grad_norm, **implicit)
         if not is_main_process():
             return
         model.save(output)
     what = "parameters" if model.train_options else "stored numbers"
+    dp = getattr(model, "privacy_", None)
     out.print(f"trained {kind} ({model.n_parameters:,} {what}) on {len(flows)} flows, "
-              f"{len(model.classes_)} classes; wrote {output}")
+              f"{len(model.classes_)} classes" + (f", differentially private (epsilon {dp['epsilon']:.2f}, delta "
+                                                  f"{dp['delta']:.1e})" if dp else "") + f"; wrote {output}")
 
 
 @cli.command()

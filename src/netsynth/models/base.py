@@ -108,7 +108,8 @@ class Generator:
         path.mkdir(parents=True, exist_ok=True)
         config = {"kind": self.kind, "settings": dataclasses.asdict(self.config), "classes": list(self.classes_),
                   "n_packets": self.n_packets_, "max_size": self.max_size_, "data_hash": self.data_hash_,
-                  "netsynth_version": _version(), **self._extra_config()}
+                  "netsynth_version": _version(), "differential_privacy": getattr(self, "privacy_", None),
+                  **self._extra_config()}
         with atomic_path(path / WEIGHTS_FILE) as tmp:
             save_file({k: np.ascontiguousarray(v) for k, v in self._state().items()}, str(tmp))
         with atomic_path(path / CONFIG_FILE) as tmp:
@@ -121,6 +122,7 @@ class Generator:
         model = cls(**{k: v for k, v in config["settings"].items() if k in names or k not in LEGACY_OPTIONS})
         model.classes_ = tuple(config["classes"])
         model.n_packets_, model.max_size_, model.data_hash_ = config["n_packets"], config["max_size"], config["data_hash"]
+        model.privacy_ = config.get("differential_privacy")
         model._restore(config, state)
         return model
 

@@ -123,6 +123,17 @@ class CVAE(NeuralGenerator):
         kl = kl_per_dim(mu, logvar).mean(0).clamp(min=self.config.free_bits).sum() * len(codes)
         return (rec + self.config.beta * kl) / n_real
 
+    def _private_loss(self, module, ids, codes):
+        """Each flow's own loss (its free bits too, per flow rather than over the batch), averaged over flows: DP-SGD
+        assumes that no flow's gradient depends on another's."""
+        onehot = F.one_hot(codes, module.n_classes).float()
+        (length_logits, value_logits), mu, logvar = module(ids, onehot)
+        real = ids > 0
+        values = F.cross_entropy(value_logits.transpose(1, 2), (ids - 1).clamp(min=0), reduction="none")
+        rec = F.cross_entropy(length_logits, real.sum(1) - 1, reduction="none") + (values * real).sum(1)
+        kl = kl_per_dim(mu, logvar).clamp(min=self.config.free_bits).sum(1)
+        return ((rec + self.config.beta * kl) / real.sum(1).clamp(min=1)).mean()
+
     def _fit(self, train: FlowSet, options: FitOptions) -> None:
         super()._fit(train, options)
         self.history_["kl_per_latent_dim"] = self.kl_per_latent_dim(train)

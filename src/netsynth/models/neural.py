@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import torch
 
+from netsynth.errors import NetsynthError
 from netsynth.flows import FlowSet
 from netsynth.models.base import Generator
 from netsynth.models.options import FitOptions
@@ -17,6 +18,7 @@ FIT_OPTIONS = frozenset(f.name for f in dataclasses.fields(FitOptions))
 
 class NeuralGenerator(Generator):
     train_options = FIT_OPTIONS
+    private = True  # trains with DP-SGD when asked (its loss keeps one row per flow)
 
     @classmethod
     def nominal_parameters(cls, n_classes: int, n_packets: int, max_size: int) -> int:
@@ -39,7 +41,13 @@ class NeuralGenerator(Generator):
     def _prepare(self, train: FlowSet) -> None:
         """Learn the representation (codec) from the training data before the module is built."""
 
+    def _private_loss(self, module, *batch) -> torch.Tensor:
+        """The loss for DP-SGD, whose per-flow gradients need every layer to see one row per flow."""
+        return self._loss(module, *batch)
+
     def _fit(self, train: FlowSet, options: FitOptions) -> None:
+        if options.dp_epsilon is not None and not self.private:
+            raise NetsynthError(f"{self.kind} does not train with differential privacy (llama, mamba and cvae do)")
         self._prepare(train)
         torch.manual_seed(options.seed)
         self.module_ = self._build()
@@ -51,9 +59,11 @@ class NeuralGenerator(Generator):
                 f"{len(self.classes_)} classes, device {device}")
             for note in self.runtime_notes(device):
                 log(note)
-        self.history_ = fit_module(self.module_, self._loss, self._tensors(train), options.train_settings(),
+        loss = self._loss if options.dp_epsilon is None else self._private_loss
+        self.history_ = fit_module(self.module_, loss, self._tensors(train), options.train_settings(),
                                    checkpoint_dir=options.checkpoint_dir, resume=options.resume, log=log,
                                    progress=options.progress)
+        self.privacy_ = self.history_.pop("differential_privacy", None)
 
     @property
     def n_parameters(self) -> int:

@@ -29,6 +29,9 @@ class TrainSettings:
     patience: int = 5  # epochs without a better validation loss before stopping
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
+    dp_epsilon: float | None = None  # train with DP-SGD (Opacus) to this privacy budget; None: no DP
+    dp_delta: float | None = None  # None: 1 / (10 x the training flows), well below 1 / n
+    dp_max_grad_norm: float = 1.0  # per-flow gradient clipping bound of DP-SGD
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "patience"):
@@ -36,6 +39,8 @@ class TrainSettings:
                 raise NetsynthError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise NetsynthError(f"lr must be positive, got {self.lr}")
+        if self.dp_epsilon is not None and not self.dp_epsilon > 0:
+            raise NetsynthError(f"dp_epsilon must be positive, got {self.dp_epsilon}")
         if not 0 <= self.val_fraction < 1:
             raise NetsynthError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
 
@@ -46,6 +51,12 @@ class FitOptions(TrainSettings):
     resume: bool = False  # continue from that checkpoint
     verbose: bool = False  # parameter count, per-epoch losses and notes on stderr
     progress: bool | None = None  # a progress bar per epoch on stderr; None: only on a terminal
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.resume and self.dp_epsilon is not None:
+            raise NetsynthError("--resume is not available with --dp-epsilon (the privacy accountant is not "
+                                "checkpointed): train again")
 
     def train_settings(self) -> TrainSettings:
         return TrainSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(TrainSettings)})

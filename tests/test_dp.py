@@ -1,0 +1,62 @@
+"""Differentially private training (DP-SGD through Opacus): the budget kept, the accountant's own figure, a
+loss that keeps each flow's gradient its own."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from opacus.accountants import RDPAccountant
+
+import netsynth
+from netsynth.errors import NetsynthError
+from netsynth.models.registry import KINDS
+from test_cli_ingest import error_line, run
+
+
+def tiny(kind):
+    return netsynth.create(kind, **KINDS[kind].tiny, **({"vocabulary": "observed"} if kind != "cvae" else {}))
+
+
+@pytest.mark.parametrize("kind", ["llama", "mamba", "cvae"])
+def test_budget_is_kept_and_matches_the_accountant(small_train, tmp_path, kind):
+    model = tiny(kind).fit(small_train, epochs=2, batch_size=16, dp_epsilon=2.0)
+    dp = model.privacy_
+    assert dp["epsilon"] <= 2.0 and dp["delta"] == pytest.approx(1 / (10 * len(small_train)))
+    accountant = RDPAccountant()  # the same noise, sampling rate and steps, accounted afresh
+    accountant.history = [(dp["noise_multiplier"], dp["sample_rate"], dp["steps"])]
+    assert accountant.get_epsilon(dp["delta"]) == pytest.approx(dp["epsilon"], rel=1e-9)
+    again = netsynth.load(model.save(tmp_path / "m"))
+    assert again.privacy_ == dp and json.loads((tmp_path / "m" / "config.json").read_text())["differential_privacy"] == dp
+    assert len(again.sample(n_per_class=2, seed=0)) == 2 * len(small_train.classes)
+
+
+@pytest.mark.parametrize("kind", ["llama", "mamba", "cvae"])
+def test_private_loss_is_the_mean_of_each_flows_own_loss(small_train, kind, monkeypatch):
+    model = tiny(kind).fit(small_train, epochs=1, batch_size=16)
+    monkeypatch.setattr(torch, "randn_like", torch.zeros_like)  # the CVAE's latent noise, the same alone and together
+    batch = [t[:6] for t in model._tensors(small_train)]
+    module = model.module_.eval()
+    with torch.no_grad():
+        together = model._private_loss(module, *batch)
+        alone = [model._private_loss(module, *(t[i:i + 1] for t in batch)) for i in range(6)]
+    assert float(together) == pytest.approx(float(np.mean([float(x) for x in alone])), rel=1e-5)
+
+
+def test_a_budget_not_kept_is_refused(small_train, monkeypatch):
+    from opacus import PrivacyEngine
+    monkeypatch.setattr(PrivacyEngine, "get_epsilon", lambda self, delta: 9.0)
+    with pytest.raises(NetsynthError, match="DP training spent epsilon 9.000, above the 2 asked for"):
+        tiny("cvae").fit(small_train, epochs=1, batch_size=16, dp_epsilon=2.0)
+
+
+def test_cli_and_kinds_without_dp(capsys, small_train, tmp_path):
+    small_train.write(tmp_path / "t.parquet")
+    code, out, err = run(capsys, "train", "cvae", str(tmp_path / "t.parquet"), "-o", str(tmp_path / "m"), "--epochs", "1",
+                         "--dp-epsilon", "3")
+    assert code == 0 and "differentially private (epsilon" in out and "epsilon spent" in err
+    code, _, err = run(capsys, "train", "diffusion", str(tmp_path / "t.parquet"), "-o", str(tmp_path / "d"),
+                       "--dp-epsilon", "3")
+    assert "diffusion does not train with differential privacy" in error_line(code, err)
+    code, _, err = run(capsys, "train", "cvae", str(tmp_path / "t.parquet"), "-o", str(tmp_path / "m"), "--dp-epsilon", "3",
+                       "--resume")
+    assert "--resume is not available with --dp-epsilon" in error_line(code, err)
