@@ -132,6 +132,10 @@ def test_resume_continues_from_the_last_checkpoint(small_train, tmp_path):
     assert state["epoch"] == 1 and len(state["history"]["train_loss"]) == 2
     resumed = fit_tiny("cvae", small_train, epochs=3, patience=99, checkpoint_dir=tmp_path / "b", resume=True)
     assert resumed.history_["epochs"] == [1, 2, 3] and len(full.history_["epochs"]) == 3
+    fit_tiny("cvae", small_train, epochs=2, patience=99, checkpoint_dir=tmp_path / "c")
+    (tmp_path / "c" / "checkpoint" / "random.safetensors").unlink()  # as netsynth 0.1 wrote them
+    old = fit_tiny("cvae", small_train, epochs=3, patience=99, checkpoint_dir=tmp_path / "c", resume=True)
+    assert old.history_["epochs"] == [1, 2, 3]
     with pytest.raises(NetsynthError, match="no checkpoint"):
         fit_tiny("cvae", small_train, checkpoint_dir=tmp_path / "none", resume=True)
 

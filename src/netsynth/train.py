@@ -233,6 +233,11 @@ class Trainer:
         _load_optimizer(optimizer, load_file(str(ckpt / "optimizer.safetensors")))
         self.start_epoch, self.best, self.since_best = state["epoch"] + 1, state["best"], state["since_best"]
         self.history = state["history"]
+        if not (ckpt / "random.safetensors").is_file():  # a checkpoint of netsynth 0.1
+            self.generator.manual_seed(self.settings.seed + self.start_epoch)
+            self.log("checkpoint without random states (netsynth 0.1): the data order is re-seeded, so the model "
+                     "will differ from an uninterrupted run's")
+            return
         rng = load_file(str(ckpt / "random.safetensors"))
         self.generator.set_state(rng["data_order"])
         torch.set_rng_state(rng["torch"])
