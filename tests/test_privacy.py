@@ -100,3 +100,19 @@ def test_no_copies_redraws_training_copies(capsys, tmp_path):
     assert not copies(filtered, train).any() and filtered.class_counts() == plain.class_counts()
     same = ~copies(plain, train)
     assert (filtered.signed[same] == plain.signed[same]).all()  # flows that were no copies stay as they were
+
+
+def test_cvae_score_is_its_evidence_lower_bound(small_train, monkeypatch):
+    model = netsynth.create("cvae").fit(small_train, epochs=1, batch_size=16)
+    flows = small_train.take(np.arange(5))
+    score = model.log_likelihood(flows)
+    monkeypatch.setattr(torch, "randn_like", torch.zeros_like)  # the sampled latent equals its mean
+    ids, codes = model._tensors(flows)
+    with torch.no_grad():
+        (length_logits, value_logits), mu, logvar = model.module_(ids, torch.nn.functional.one_hot(codes, len(model.classes_)).float())
+    for i in range(5):  # the plain formula, one flow at a time: -(length CE + value CEs + KL)
+        n = int((ids[i] > 0).sum())
+        rec = torch.nn.functional.cross_entropy(length_logits[i:i + 1], torch.tensor([n - 1]))
+        rec = rec + sum(torch.nn.functional.cross_entropy(value_logits[i, p:p + 1], ids[i, p:p + 1] - 1) for p in range(n))
+        kl = (-0.5 * (1 + logvar[i] - mu[i] ** 2 - logvar[i].exp())).sum()
+        assert score[i] == pytest.approx(-float(rec + kl), rel=1e-5)

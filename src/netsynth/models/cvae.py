@@ -126,13 +126,32 @@ class CVAE(NeuralGenerator):
     def _private_loss(self, module, ids, codes):
         """Each flow's own loss (its free bits too, per flow rather than over the batch), averaged over flows: DP-SGD
         assumes that no flow's gradient depends on another's."""
+        rec, kl, n_real = self._flow_terms(module, ids, codes, sample_latent=True)
+        kl = kl.clamp(min=self.config.free_bits).sum(1)
+        return ((rec + self.config.beta * kl) / n_real.clamp(min=1)).mean()
+
+    def _flow_terms(self, module, ids, codes, sample_latent: bool):
+        """Per flow: the reconstruction loss (nats), the KL per latent dimension, and the number of packets."""
         onehot = F.one_hot(codes, module.n_classes).float()
-        (length_logits, value_logits), mu, logvar = module(ids, onehot)
+        if sample_latent:
+            (length_logits, value_logits), mu, logvar = module(ids, onehot)
+        else:  # the latent mean, for a deterministic score
+            mu, logvar = module.encode(ids, onehot)
+            length_logits, value_logits = module.decode(mu, onehot)
         real = ids > 0
         values = F.cross_entropy(value_logits.transpose(1, 2), (ids - 1).clamp(min=0), reduction="none")
         rec = F.cross_entropy(length_logits, real.sum(1) - 1, reduction="none") + (values * real).sum(1)
-        kl = kl_per_dim(mu, logvar).clamp(min=self.config.free_bits).sum(1)
-        return ((rec + self.config.beta * kl) / real.sum(1).clamp(min=1)).mean()
+        return rec, kl_per_dim(mu, logvar), real.sum(1)
+
+    @torch.inference_mode()
+    def log_likelihood(self, flows: FlowSet) -> np.ndarray:
+        """The evidence lower bound of each flow (nats; the latent mean decoded): the white-box attack's score."""
+        self._check_fitted()
+        present = flows.select(list(flows.present_counts()))  # classes without flows may be unknown to the model
+        ids, codes = self._tensors(present.with_classes(self.classes_))
+        device = next(self.module_.parameters()).device
+        rec, kl, _ = self._flow_terms(self.module_.eval(), ids.to(device), codes.to(device), sample_latent=False)
+        return -(rec + kl.sum(1)).cpu().numpy()
 
     def _fit(self, train: FlowSet, options: FitOptions) -> None:
         super()._fit(train, options)
