@@ -1,4 +1,5 @@
 """Hostile and broken inputs and outputs: one-line errors, nothing partial left, odd names kept intact."""
+import json
 import resource
 import signal
 import subprocess
@@ -41,6 +42,9 @@ def test_labels_with_separators_newlines_and_non_ascii_survive(capsys, tmp_path)
     (tmp_path / "c.csv").write_text("label,count\n" + "".join(f'"{x.replace(chr(34), 2 * chr(34))}",2\n' for x in labels))
     code, out, _ = run(capsys, "generate", str(tmp_path / "m"), "--counts", str(tmp_path / "c.csv"), "-o", str(tmp_path / "g.parquet"))
     assert code == 0 and FlowSet.read(tmp_path / "g.parquet").class_counts() == {x: 2 for x in sorted(labels)}
+    code, _, _ = run(capsys, "evaluate", "--real", str(tmp_path / "odd.parquet"), "--train", str(tmp_path / "odd.parquet"),
+                     "--synthetic", str(tmp_path / "g.parquet"), "-o", str(tmp_path / "e.json"))
+    assert code == 0 and set(json.loads((tmp_path / "e.json").read_text())["per_class"]) == set(labels)
 
 
 def test_a_full_disk_leaves_the_previous_output_whole(capsys, demo_flows, tmp_path):
