@@ -11,6 +11,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
+from corrupt import record_offsets
 from netsynth.errors import NetsynthError
 from netsynth.ingest import ingest
 from netsynth.ingest.pcap import intact_extent, read_capture
@@ -27,15 +28,6 @@ def packets(n_flows=30):
             p.time = t
             out.append(p)
     return out
-
-
-def record_offsets(data: bytes) -> list[int]:
-    """Where each record of a little-endian pcap starts (the plain walk the tests trust)."""
-    offsets, pos = [], 24
-    while pos < len(data):
-        offsets.append(pos)
-        pos += 16 + struct.unpack_from("<I", data, pos + 8)[0]
-    return offsets
 
 
 def flows_of(path):

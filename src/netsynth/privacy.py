@@ -72,12 +72,13 @@ def audit(train: FlowSet, test: FlowSet, synth: FlowSet, seed: int = 0, log_like
     members, others = train.take(np.sort(rng.choice(len(train), m, replace=False))), test.take(np.sort(rng.choice(len(test), m, replace=False)))
     to_train, to_test = _by_class(nearest_distance, synth, members), _by_class(nearest_distance, synth, others)
     closer = np.mean((to_train < to_test) + 0.5 * (to_train == to_test))
+    to_synth = _by_class(nearest_distance, FlowSet.concat([members, others]), synth)  # one index per class
     result = {
         "exact_copies": copy_share(synth, train), "exact_copies_base_rate": copy_share(test, train),
         "exact_copies_long": copy_share(synth, train, LONG), "exact_copies_long_base_rate": copy_share(test, train, LONG),
         "dcr_train_median": float(np.median(to_train)), "dcr_test_median": float(np.median(to_test)),
         "dcr_closer_to_train": float(closer),
-        "black_box": membership(-_by_class(nearest_distance, members, synth), -_by_class(nearest_distance, others, synth)),
+        "black_box": membership(-to_synth[:m], -to_synth[m:]),
         "candidates": 2 * m, "seed": seed,
     }
     if log_likelihood is not None:

@@ -182,6 +182,7 @@ class Trainer:
             t0 = time.perf_counter()
             train_loss = self.private_epoch(module, loader, optimizer, scheduler)
             spent = engine.get_epsilon(delta)
+            # no held-out flows under DP: the "validation" loss of the history is the training loss
             for key, value in zip(self.history, (epoch + 1, train_loss, train_loss, time.perf_counter() - t0)):
                 self.history[key].append(value)
             self.log(f"epoch {epoch + 1}/{s.epochs}  train loss {train_loss:.4f}  epsilon spent {spent:.2f} of "
