@@ -140,6 +140,28 @@ def test_resume_continues_from_the_last_checkpoint(small_train, tmp_path):
         fit_tiny("cvae", small_train, checkpoint_dir=tmp_path / "none", resume=True)
 
 
+def test_min_steps_raises_the_epoch_cap_on_a_small_set_and_explicit_epochs_keep_theirs(small_train):
+    from netsynth.models.options import TrainSettings
+    assert TrainSettings(epochs=30, patience=5, min_steps=2000).budget(steps_per_epoch=4) == (500, 50)
+    assert TrainSettings(epochs=30, patience=5, min_steps=2000).budget(steps_per_epoch=100) == (30, 5)
+    batch = len(small_train) // 2  # an epoch of 2 steps (after the validation hold-out)
+    raised = fit_tiny("cvae", small_train, epochs=1, min_steps=8, batch_size=batch, patience=99)
+    assert raised.history_["epochs"] == [1, 2, 3, 4]
+    assert len(fit_tiny("cvae", small_train, batch_size=batch, patience=99).history_["epochs"]) == 2
+
+
+def test_checkpoints_every_so_many_seconds_and_after_the_last_epoch(small_train, tmp_path, monkeypatch):
+    import netsynth.train
+    saved = []
+    write = netsynth.train._save_checkpoint
+    monkeypatch.setattr(netsynth.train, "_save_checkpoint", lambda *a: saved.append(a[-1]["epoch"]) or write(*a))
+    fit_tiny("cvae", small_train, epochs=4, patience=99, checkpoint_dir=tmp_path / "a", checkpoint_every=3600)
+    assert saved == [3]
+    saved.clear()
+    fit_tiny("cvae", small_train, epochs=4, patience=99, checkpoint_dir=tmp_path / "b", checkpoint_every=0)
+    assert saved == [0, 1, 2, 3]
+
+
 def test_fast_retransmit_moves_lost_packets_after_the_next_survivor():
     from netsynth.models.fast_retransmit import fast_retransmit
 

@@ -13,7 +13,7 @@ from safetensors.numpy import load_file
 
 def train(demo_file, folder, *extra):
     return [sys.executable, "-m", "netsynth.cli", "train", "cvae", demo_file, "-o", str(folder), "--epochs", "8",
-            "--batch-size", "8", *extra]
+            "--batch-size", "8", "--checkpoint-every", "0", *extra]
 
 
 def wait_for_epoch(proc, state, epoch: int) -> None:

@@ -161,18 +161,22 @@ def parse_settings(pairs) -> dict:
 @click.argument("train_file", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Model folder to write.")
 @click.option("--epochs", type=int, default=None, help="Training epochs, at least 1 [default: the kind's own; neural kinds].")
+@click.option("--min-steps", type=int, default=None,
+              help="Optimizer steps that the epoch cap rises to on small sets [default: the kind's own, 0 with --epochs].")
 @click.option("--batch-size", type=int, default=None, help="Flows per training step [default: 256; neural kinds].")
 @click.option("--lr", type=float, default=None, help="Peak learning rate [default: the kind's own; neural kinds].")
 @click.option("--seed", type=int, default=None, help="Seed of every random choice [default: 0].")
 @click.option("--device", default=None, help="auto | cpu | cuda (neural models).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any model setting (see `netsynth models`).")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in the output folder.")
+@click.option("--checkpoint-every", type=float, default=None, metavar="SECONDS",
+              help="Seconds between checkpoints; one follows the last epoch [default: 30; 0: every epoch].")
 @click.option("--overwrite", is_flag=True, help="Replace a model the output folder already holds.")
 @click.option("--dp-epsilon", type=float, default=None, help="Train with DP-SGD (Opacus) to this epsilon (llama, mamba, cvae).")
 @click.option("--dp-delta", type=float, default=None, help="DP delta [default: 1 / (10 x training flows)].")
 @click.option("--dp-max-grad-norm", type=float, default=None, help="DP-SGD's per-flow gradient bound [default: 1.0].")
-def train(kind, train_file, output, epochs, batch_size, lr, seed, device, sets, resume, overwrite, dp_epsilon, dp_delta,
-          dp_max_grad_norm):
+def train(kind, train_file, output, epochs, min_steps, batch_size, lr, seed, device, sets, resume, checkpoint_every,
+          overwrite, dp_epsilon, dp_delta, dp_max_grad_norm):
     """Train a generator of KIND on a FlowSet (written by `netsynth ingest`) and save it to a folder."""
     import contextlib
 
@@ -189,8 +193,8 @@ def train(kind, train_file, output, epochs, batch_size, lr, seed, device, sets, 
     with folder_lock(output) if is_main_process() else contextlib.nullcontext():
         refuse_overwrite(Path(output), overwrite or resume, "a model", "or --resume to continue its training")
         implicit = model.used_train_options({"checkpoint_dir": output, "verbose": True})  # noted only when asked for
-        model.fit(flows, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume or None,
-                  dp_epsilon=dp_epsilon, dp_delta=dp_delta, dp_max_grad_norm=dp_max_grad_norm, **implicit)
+        model.fit(flows, epochs=epochs, min_steps=min_steps, batch_size=batch_size, lr=lr, seed=seed, device=device,
+                  resume=resume or None, checkpoint_every=checkpoint_every, dp_epsilon=dp_epsilon, dp_delta=dp_delta, dp_max_grad_norm=dp_max_grad_norm, **implicit)
         if not is_main_process():
             return
         model.save(output)
@@ -283,6 +287,15 @@ def augment(small_file, method, full_file, output, seed):
               f"{target} per class; wrote {output}")
 
 
+def _train_defaults(cls) -> str:
+    import dataclasses
+
+    from netsynth.models.options import TrainSettings
+    shown = ("epochs", "min_steps", "batch_size", "lr", "patience")
+    values = {**{f.name: f.default for f in dataclasses.fields(TrainSettings)}, **cls.train_defaults}
+    return ", ".join(f"{k}={values[k]}" for k in shown)
+
+
 @cli.command()
 def models():
     """Model kinds, their default settings and parameter counts."""
@@ -296,7 +309,7 @@ def models():
         cls = kind.load()
         count = cls.nominal_parameters(n_classes=10, n_packets=10, max_size=1500)
         defaults = ", ".join(f"{f.name}={getattr(cls.Config(), f.name)}" for f in dataclasses.fields(cls.Config))
-        train = "all (see `netsynth train --help`)" if kind.trains else ", ".join(sorted(cls.train_options)) or "none"
+        train = f"all (see `netsynth train --help`); defaults {_train_defaults(cls)}" if kind.trains else ", ".join(sorted(cls.train_options)) or "none"
         say("")
         say(f"{kind.name} ({kind.role}, {f'{count:,} parameters' if count is not None else 'keeps its training data'})")
         say(f"  {cls.description}")

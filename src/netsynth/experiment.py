@@ -88,7 +88,11 @@ class Results:
             self.data = {"dataset": {"source": source, "fingerprint": fingerprint}, "steps": {}}
         self.data["dataset"]["provenance"] = provenance
         self.data["settings"] = dataclasses.asdict(settings)
-        self.data["environment"] = environment()
+        env = environment()
+        self.data["environment"] = env
+        machines = self.data.setdefault("machines", [])  # a run resumed elsewhere (trained on a GPU, say) names both
+        if env["machine"] not in machines:
+            machines.append(env["machine"])
 
     def step(self, name: str, fn: Callable[..., dict], *args, log: Callable[[str], None] = print, **kwargs) -> dict:
         """fn(*args, **kwargs) stored under `name` as soon as it returns (with its seconds); on a resumed run, the
@@ -174,8 +178,10 @@ def train_step(kind: str, train: FlowSet, settings: ExperimentSettings, model_di
     took = time.perf_counter() - t0
     model.save(model_dir)
     history = getattr(model, "history_", {})
-    return {"train_seconds": took, "parameters": model.n_parameters, "epochs_run": len(history.get("epochs", [])),
-            "settings": dataclasses.asdict(model.config), "history": history}
+    epochs_run = len(history.get("epochs", []))
+    return {"train_seconds": took, "parameters": model.n_parameters, "epochs_run": epochs_run,
+            "optimizer_steps": epochs_run * history.get("steps_per_epoch", 0),
+            "machine": environment()["machine"], "settings": dataclasses.asdict(model.config), "history": history}
 
 
 def generate_step(model_dir: Path, s: Split, pool_path: Path) -> dict:

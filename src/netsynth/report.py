@@ -47,7 +47,7 @@ def render(results_dir: str | Path) -> Path:
     provenance = res["dataset"].get("provenance", {})
     compare = not provenance.get("simulated", False)  # the paper's figures mean nothing beside simulated flows
     md = [f"# netsynth benchmark: {res['dataset']['source']}", "", *_data(provenance),
-          f"Machine: {res['environment']['machine']}; netsynth {res['environment']['netsynth']}, torch "
+          f"Machine: {'; then '.join(res.get('machines', [res['environment']['machine']]))}; netsynth {res['environment']['netsynth']}, torch "
           f"{res['environment']['torch']}, transformers {res['environment']['transformers']}. Settings: "
           f"{res['settings']['seeds']} seed(s), fractions {res['settings']['fractions']}, epochs "
           f"{res['settings']['epochs'] or 'model defaults'}{' (quick)' if res['settings']['quick'] else ''}.", ""]

@@ -76,6 +76,7 @@ class Trainer:
         self.ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir else None
         self.history = {"epochs": [], "train_loss": [], "val_loss": [], "seconds": []}
         self.best, self.best_state, self.since_best, self.start_epoch = math.inf, None, 0, 0
+        self.saved_at = time.monotonic()
 
     def split(self, tensors):
         """A seeded validation hold-out (none below 20 examples) and a shuffling loader over the rest."""
@@ -87,11 +88,11 @@ class Trainer:
         loader = torch.utils.data.DataLoader(train, batch_size=s.batch_size, shuffle=True, generator=self.generator)
         return loader, tuple(t[order[:n_val]] for t in tensors)
 
-    def schedule(self, optimizer, steps_per_epoch: int):
+    def schedule(self, optimizer, steps_per_epoch: int, epochs: int):
         """Linear warm-up from lr / warmup (not from 0, as transformers' get_cosine_schedule_with_warmup does:
         the first step is not wasted), then cosine decay to 0, over every step of every epoch."""
         s = self.settings
-        total = max(1, s.epochs * steps_per_epoch)
+        total = max(1, epochs * steps_per_epoch)
         warmup = max(1, int(s.warmup_fraction * total))
         first = self.start_epoch * steps_per_epoch
 
@@ -135,28 +136,29 @@ class Trainer:
         optimizer = torch.optim.AdamW(self.module.parameters(), lr=s.lr, weight_decay=s.weight_decay)
         if resume:
             self.restore(optimizer)
-        scheduler = self.schedule(optimizer, len(loader))
+        epochs, patience = s.budget(len(loader))
+        scheduler = self.schedule(optimizer, len(loader), epochs)
         # the loss is computed inside the prepared module's forward, so that a distributed wrapper sees it
         module, prepared_optimizer, loader = self.accelerator.prepare(self.loss_module, optimizer, loader)
-        for epoch in range(self.start_epoch, s.epochs):
-            if self.since_best >= s.patience:
+        for epoch in range(self.start_epoch, epochs):
+            if self.since_best >= patience:
                 break
             t0 = time.perf_counter()
-            train_loss = self.epoch(module, loader, prepared_optimizer, scheduler, f"epoch {epoch + 1}/{s.epochs}")
+            train_loss = self.epoch(module, loader, prepared_optimizer, scheduler, f"epoch {epoch + 1}/{epochs}")
             val_loss = _evaluate(module, val, s.batch_size, self.accelerator.device) if len(val[0]) else train_loss
             seconds = time.perf_counter() - t0
             for key, value in zip(self.history, (epoch + 1, train_loss, val_loss, seconds)):
                 self.history[key].append(value)
             best = self.improved(val_loss)
-            self.log(f"epoch {epoch + 1}/{s.epochs}  train loss {train_loss:.4f}  val loss {val_loss:.4f}  {seconds:.1f} s"
+            self.log(f"epoch {epoch + 1}/{epochs}  train loss {train_loss:.4f}  val loss {val_loss:.4f}  {seconds:.1f} s"
                      + ("  (best)" if best else ""))
-            self.save(optimizer, epoch)
+            self.save(optimizer, epoch, last=epoch + 1 == epochs or self.since_best >= patience)
             if not math.isfinite(train_loss):
                 raise NetsynthError(f"training diverged at epoch {epoch + 1} (loss {train_loss}); lower --lr")
         if self.best_state is not None:
             self.module.load_state_dict(self.best_state)
         self.module.eval()
-        return {**self.history, "best_val_loss": self.best}
+        return {**self.history, "best_val_loss": self.best, "steps_per_epoch": len(loader)}
 
     def fit_private(self, tensors) -> dict:
         """DP-SGD through Opacus: Poisson-sampled batches, per-flow gradients clipped to dp_max_grad_norm, Gaussian
@@ -177,7 +179,7 @@ class Trainer:
                 module=self.loss_module.to(self.accelerator.device).train(), optimizer=optimizer, data_loader=loader,
                 target_epsilon=s.dp_epsilon, target_delta=delta, epochs=s.epochs, max_grad_norm=s.dp_max_grad_norm,
                 noise_generator=torch.Generator(self.accelerator.device).manual_seed(s.seed))
-        scheduler = self.schedule(optimizer.original_optimizer, len(loader))
+        scheduler = self.schedule(optimizer.original_optimizer, len(loader), s.epochs)  # DP trains s.epochs exactly: the noise is set for them
         for epoch in range(s.epochs):
             t0 = time.perf_counter()
             train_loss = self.private_epoch(module, loader, optimizer, scheduler)
@@ -211,8 +213,12 @@ class Trainer:
             count += len(batch[0])
         return total / max(1, count)
 
-    def save(self, optimizer, epoch: int) -> None:
-        if self.ckpt is not None and self.accelerator.is_main_process:
+    def save(self, optimizer, epoch: int, last: bool) -> None:
+        """A checkpoint after the last epoch, and every `checkpoint_every` seconds before it: on a small set an
+        epoch takes milliseconds, and writing the weights three times after each would be most of the work."""
+        due = last or time.monotonic() - self.saved_at >= self.settings.checkpoint_every
+        if due and self.ckpt is not None and self.accelerator.is_main_process:
+            self.saved_at = time.monotonic()
             _save_checkpoint(self.ckpt, self.module, self.best_state, optimizer, self.random_states(),
                              {"epoch": epoch, "best": self.best, "since_best": self.since_best, "history": self.history})
 

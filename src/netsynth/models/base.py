@@ -56,6 +56,8 @@ class Generator:
     # the interface -------------------------------------------------------------------------------------
     def fit(self, train: FlowSet, **options) -> "Generator":
         """Learn from `train`; `options` are FitOptions (epochs, batch_size, lr, seed, device, checkpoint_dir, ...)."""
+        if options.get("epochs") is not None and options.get("min_steps") is None:
+            options = {**options, "min_steps": 0}  # epochs asked for are the cap, not raised by a kind's min_steps
         options = resolve_options(FitOptions, options, self.train_options, self.kind, self.train_defaults)
         if len(train) == 0:
             raise NetsynthError(f"{self.kind}: the training set is empty")

@@ -58,7 +58,7 @@ class Diffusion(NeuralGenerator):
     description = "NetDiffus-NR: class-conditioned UNet2D diffusion on GASF images, DPM-Solver++ sampling"
     sample_options = frozenset({"batch_size", "device", "steps", "sampler"})
     private = False  # diffusers' UNet has layers (GroupNorm over a batch of images, attention) left out of DP here
-    train_defaults = {"epochs": 60, "lr": 2e-3}
+    train_defaults = {"epochs": 60, "lr": 2e-3, "min_steps": 6000}  # diffusion needs optimizer steps (issue 9)
 
     def _build(self):
         from diffusers import UNet2DModel

@@ -7,6 +7,7 @@ note (a `NetsynthNote` warning; the CLI prints it as `note: ...`).
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -27,6 +28,10 @@ class TrainSettings:
     warmup_fraction: float = 0.05
     val_fraction: float = 0.1
     patience: int = 5  # epochs without a better validation loss before stopping
+    # On a small set an epoch is a few optimizer steps, and models need steps, not epochs: the epoch cap rises
+    # until training may run min_steps steps, and patience until it covers a tenth of them. 0: epochs alone.
+    min_steps: int = 0
+    checkpoint_every: float = 30.0  # seconds between checkpoints (and one after the last epoch); 0: every epoch
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     dp_epsilon: float | None = None  # train with DP-SGD (Opacus) to this privacy budget; None: no DP
@@ -37,12 +42,19 @@ class TrainSettings:
         for name in ("epochs", "batch_size", "patience"):
             if int(getattr(self, name)) < 1:
                 raise NetsynthError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.min_steps < 0:
+            raise NetsynthError(f"min_steps must be at least 0, got {self.min_steps}")
         if not self.lr > 0:
             raise NetsynthError(f"lr must be positive, got {self.lr}")
         if self.dp_epsilon is not None and not self.dp_epsilon > 0:
             raise NetsynthError(f"dp_epsilon must be positive, got {self.dp_epsilon}")
         if not 0 <= self.val_fraction < 1:
             raise NetsynthError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+
+    def budget(self, steps_per_epoch: int) -> tuple[int, int]:
+        """(epoch cap, patience in epochs) for an epoch of `steps_per_epoch` optimizer steps."""
+        epochs = max(self.epochs, math.ceil(self.min_steps / steps_per_epoch))
+        return epochs, max(self.patience, math.ceil(0.1 * self.min_steps / steps_per_epoch))
 
 
 @dataclass
