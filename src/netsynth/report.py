@@ -57,10 +57,10 @@ def render(results_dir: str | Path) -> Path:
         md += [f"Split ({'by capture' if steps['split']['grouped'] else 'stratified'}): {sum(train.values())} training "
                f"and {sum(test.values())} test flows, {len(train)} classes (largest training class: {max(train.values())})"
                + (f"; no test flows for {untested} (left out of the fidelity metrics)" if untested else "") + ".", ""]
-    md += (_rq1(out, steps, models, res["settings"], compare) + _rq2(out, steps, models, compare)
+    md += (_training(steps, models) + _rq1(out, steps, models, res["settings"], compare) + _rq2(out, steps, models, compare)
            + _privacy(out, steps, models) + _rq3(out, steps, models, compare) + _rq4(out, steps, models, compare))
     if compare:
-        md += _targets(steps)
+        md += _targets(steps, models)
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text("\n".join(md) + "\n")
     return out / "report.md"
@@ -100,6 +100,21 @@ def _rq1(out: Path, steps: dict, models: list[str], settings: dict, compare: boo
 
 def _paper_line(rq: str, compare: bool) -> list[str]:
     return [f"Paper: {paper.FINDINGS[rq]}", ""] if compare else []
+
+
+def _training(steps: dict, models: list[str]) -> list[str]:
+    """How long each model trained: epochs, optimizer steps (what diffusion needs), the best validation loss."""
+    rows = []
+    for m in models:
+        t = steps.get(f"train:{m}", {})
+        if t.get("epochs_run"):
+            best = t.get("history", {}).get("best_val_loss")
+            rows.append([display(m), t["epochs_run"], t.get("optimizer_steps", "-"), f"{best:.4f}" if best else "-",
+                         f"{t['train_seconds']:.0f}", t.get("machine", "-")])
+    if not rows:
+        return []
+    return ["## Training", "", "Early stopping on the validation loss (the best epoch's weights are kept).", "",
+            _table(["model", "epochs", "optimizer steps", "best validation loss", "seconds", "machine"], rows), ""]
 
 
 def _rq2(out: Path, steps: dict, models: list[str], compare: bool) -> list[str]:
@@ -232,8 +247,8 @@ def _rq4(out: Path, steps: dict, models: list[str], compare: bool) -> list[str]:
     return md
 
 
-def _targets(steps: dict) -> list[str]:
-    checks = target_checks(steps)
+def _targets(steps: dict, models: list[str]) -> list[str]:
+    checks = target_checks(steps, models)
     if not checks:
         return []
     return ["## Targets", ""] + [f"- {'met' if ok else 'MISSED'}: {what} ({numbers})" for what, ok, numbers in checks] + [""]

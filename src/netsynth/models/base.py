@@ -56,7 +56,7 @@ class Generator:
     # the interface -------------------------------------------------------------------------------------
     def fit(self, train: FlowSet, **options) -> "Generator":
         """Learn from `train`; `options` are FitOptions (epochs, batch_size, lr, seed, device, checkpoint_dir, ...)."""
-        if options.get("epochs") is not None and options.get("min_steps") is None:
+        if options.get("epochs") is not None and options.get("min_steps") is None and "min_steps" in self.train_options:
             options = {**options, "min_steps": 0}  # epochs asked for are the cap, not raised by a kind's min_steps
         options = resolve_options(FitOptions, options, self.train_options, self.kind, self.train_defaults)
         if len(train) == 0:
