@@ -1,6 +1,7 @@
 """One generator's quality on a split: TSTR beside train on real, class fidelity, the six metrics beside the floor.
 
-    python benchmarks/quality.py KIND [--data flows.parquet] [--epochs E] [--lr LR] [--set key=value ...]
+    python benchmarks/quality.py KIND [--data flows.parquet] [--epochs E --lr LR --batch-size B --patience P]
+        [--set key=value ...]
         [--no-snap]
 
 Without --data it splits ../shared/data/iot-sentinel (FlowSet.split(test_size=0.2, seed=0)); with --data,
@@ -22,6 +23,8 @@ parser.add_argument("kind")
 parser.add_argument("--data")
 parser.add_argument("--epochs", type=int)
 parser.add_argument("--lr", type=float)
+parser.add_argument("--batch-size", type=int)
+parser.add_argument("--patience", type=int)
 parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
 parser.add_argument("--no-snap", action="store_true")
 args = parser.parse_args()
@@ -30,7 +33,8 @@ if args.no_snap and args.kind != "diffusion":
 train, test = FlowSet.read(args.data).split(test_size=0.2, seed=0) if args.data else iot_split()
 settings = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.sets)}
 t0 = time.perf_counter()
-model = netsynth.create(args.kind, **settings).fit(train, epochs=args.epochs, lr=args.lr)
+model = netsynth.create(args.kind, **settings).fit(train, epochs=args.epochs, lr=args.lr,
+                                                         batch_size=args.batch_size, patience=args.patience)
 history = getattr(model, "history_", {})
 print(f"{args.kind} {settings or ''} on {args.data or 'IoT Sentinel'}: trained in {time.perf_counter() - t0:.0f} s"
       + (f", {len(history['epochs'])} epochs, best validation loss {history['best_val_loss']:.4f}" if history else ""))

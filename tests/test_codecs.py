@@ -34,13 +34,21 @@ def test_tokens_round_trip(flows, vocabulary):
     assert codec.decode(tokens[:, 1:], flows.codes).equals(flows)
 
 
-@given(flowsets())
+@pytest.mark.parametrize("log", [False, True])
+@given(flows=flowsets())
 @settings(max_examples=60, deadline=None)
-def test_gasf_round_trip(flows):
-    images = gasf.to_gasf(flows.signed, 1500)
+def test_gasf_round_trip(flows, log):
+    images = gasf.to_gasf(flows.signed, 1500, log)
     assert images.dtype == np.float32 and images.shape == (len(flows), flows.n_packets, flows.n_packets)
     assert np.allclose(images, images.transpose(0, 2, 1)) and np.abs(images).max() <= 1
-    assert np.array_equal(gasf.from_gasf(images, 1500), flows.signed)
+    assert np.array_equal(gasf.from_gasf(images, 1500, log), flows.signed)
+
+
+def test_log_scale_keeps_small_packets_apart_under_noise():
+    signed = np.array([[60, -90, 40, 1400, -1460]])
+    noise = np.random.default_rng(0).normal(0, 0.01, (1, 5, 5))
+    error = {log: np.abs(gasf.from_gasf(gasf.to_gasf(signed, 1500, log) + noise, 1500, log) - signed)[0] for log in (False, True)}
+    assert (error[True][:3] < error[False][:3]).all()  # small sizes: finer; large ones: coarser (relative)
 
 
 def test_full_vocabulary_layout_is_the_papers():

@@ -66,20 +66,23 @@ def test_augmentation_tops_up_to_the_majority_and_refuses_bad_fractions(split):
 
 def test_benchmark_quick_runs_resumes_and_refuses_another_dataset(capsys, demo_flows, split, tmp_path):
     demo_flows.write(tmp_path / "flows.parquet")
-    args = ["benchmark", str(tmp_path / "flows.parquet"), "-o", str(tmp_path / "r"), "--models", "markov,cvae", "--quick"]
+    args = ["benchmark", str(tmp_path / "flows.parquet"), "-o", str(tmp_path / "r"), "--models", "markov,cvae", "--quick",
+            "--timing"]
     code, out, err = run(capsys, *args)
     assert code == 0 and "report:" in out
     results = json.loads((tmp_path / "r" / "results.json").read_text())
     steps = results["steps"]
     assert {"split", "floor", "train_on_real", "fidelity:markov", "tstr:cvae", "augmentation", "efficiency:cvae"} <= set(steps)
     assert list(steps["fidelity:markov"]["macro"]) == METRIC_NAMES
+    # --timing: the models' flows carry inter-arrival times, scored beside the real-vs-real floor
+    assert set(steps["fidelity:cvae"]["timing"]) == set(steps["timing_floor"]["macro"]) == {"jsd_log_iat", "jsd_duration"}
     assert 0 <= steps["tstr:cvae"]["class_fidelity"] <= 1 and 0 <= steps["train_on_real"]["class_fidelity"] <= 1
-    for name in ("report.md", "fidelity.csv", "tstr.csv", "augmentation.csv", "efficiency.csv", "fidelity_radar.png",
+    for name in ("report.md", "fidelity.csv", "timing.csv", "tstr.csv", "augmentation.csv", "efficiency.csv", "fidelity_radar.png",
                  "augmentation.png"):
         assert (tmp_path / "r" / name).stat().st_size > 0, name
     assert (tmp_path / "r" / ".gitignore").read_text() == "cache/\n"
     report = (tmp_path / "r" / "report.md").read_text()
-    assert "## RQ1" in report and "## RQ3" in report and "## RQ4" in report and "class fidelity %" in report
+    assert "## RQ1" in report and "## Timing fidelity" in report and "## RQ3" in report and "## RQ4" in report and "class fidelity %" in report
     # the demo is simulated: the report says so and sets no paper figure or target beside it
     assert "**Data: SIMULATED.**" in report and "Paper:" not in report and "paper MIRAGE" not in report
     assert "paper (GPU)" not in report

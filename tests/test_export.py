@@ -8,7 +8,7 @@ import netsynth
 from decoder import biflows
 from netsynth.export import export
 from netsynth.flows import FlowSet
-from netsynth.ingest import ingest
+from netsynth.ingest import IngestOptions, ingest
 from test_cli_ingest import error_line, run
 
 
@@ -58,3 +58,27 @@ def test_udp_export_of_flows_that_start_upstream(demo_flows, tmp_path):
     export(up, tmp_path / "pcaps", proto="udp", server_port=53)
     back, _ = ingest([tmp_path / "pcaps"], workers=1)
     assert labelled(back) == labelled(up)
+
+
+def test_timed_flows_keep_their_inter_arrival_times_through_pcap(tmp_path):
+    from test_timing import timed_flows
+    synth = netsynth.create("markov").fit(timed_flows(40), timing=True).sample(n_per_class=10, seed=0)
+    export(synth, tmp_path / "pcaps")
+    back, _ = ingest([tmp_path / "pcaps"], IngestOptions(n_packets=synth.n_packets), workers=1)
+    for c in synth.classes:  # each capture holds its flows one after another, and the meter reports them in order
+        a, b = back.select([c]), synth.select([c])
+        assert np.array_equal(a.signed, b.signed)
+        # the flow meter reports gaps in whole milliseconds; the capture itself holds them to the microsecond
+        assert np.abs(a.iat - b.iat).max() <= 1e-3 + 1e-6
+    stamps = []
+    with open(tmp_path / "pcaps" / "bulk" / "synthetic.pcap", "rb") as f:
+        for ts, buf in dpkt.pcap.Reader(f):
+            tcp = dpkt.ethernet.Ethernet(buf).data.data
+            if len(tcp.data):
+                stamps.append(ts)
+    assert stamps == sorted(stamps)
+    bulk = synth.select(["bulk"])
+    flows_gaps = np.concatenate([bulk.iat[i, 1:bulk.length[i]] for i in range(len(bulk))])
+    starts = np.cumsum(bulk.length)[:-1]  # the first packet of each flow follows the previous flow's end
+    gaps = np.delete(np.diff(stamps), starts - 1)
+    assert np.allclose(gaps, flows_gaps, atol=1.5e-6)

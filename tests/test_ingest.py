@@ -7,6 +7,7 @@ import pytest
 
 from conftest import SHARED_DATA, requires_shared
 from crafted import write_crafted
+from netsynth import NetsynthError
 from netsynth.ingest import IngestOptions, TableColumns, ingest
 from netsynth.ingest.pcap import read_capture
 
@@ -146,6 +147,25 @@ def test_sequence_table_with_size_and_direction_columns(tmp_path):
     flows, _ = ingest([tmp_path / "t.jsonl"], label_from="column:app",
                       columns=TableColumns(size="s", direction="d", group="sess"))
     assert flows.sequences() == [(10, -20), (-5,)] and list(flows.group) == ["x", "y"]
+
+
+def test_sequence_tables_with_inter_arrival_times_or_timestamps(tmp_path):
+    rows = [{"seq": [10, 0, -20, 30], "iat": [0, 0.5, 0.25, 1.0], "t": [7.0, 7.5, 7.75, 8.75], "app": "a"},
+            {"seq": [-5], "iat": [0.0], "t": [3.0], "app": "b"}]
+    (tmp_path / "t.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    for columns in (TableColumns(sequence="seq", iat="iat"), TableColumns(sequence="seq", timestamp="t")):
+        flows, _ = ingest([tmp_path / "t.jsonl"], label_from="column:app", columns=columns)
+        assert flows.sequences() == [(10, -20, 30), (-5,)]
+        # the empty packet is dropped and the gap re-measured between the kept ones
+        assert np.allclose(flows.iat[0, :3], [0, 0.75, 1.0]) and flows.iat[1, 0] == 0
+    rows[1]["iat"] = []
+    (tmp_path / "short.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    with pytest.raises(NetsynthError, match=r"short.jsonl: a flow has 1 packets but 0 times in column 'iat'"):
+        ingest([tmp_path / "short.jsonl"], label_from="column:app", columns=TableColumns(sequence="seq", iat="iat"))
+    rows[1]["iat"] = [-1.0]
+    (tmp_path / "neg.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    with pytest.raises(NetsynthError, match="neg.jsonl: column 'iat' holds negative or missing times"):
+        ingest([tmp_path / "neg.jsonl"], label_from="column:app", columns=TableColumns(sequence="seq", iat="iat"))
 
 
 def test_min_flows_drops_small_classes_and_says_which(tmp_path):

@@ -45,15 +45,18 @@ def cli():
 @click.option("--size-column", default=None, help="Table column of payload sizes (with --direction-column).")
 @click.option("--direction-column", default=None, help="Table column of directions (> 0 upstream).")
 @click.option("--group-column", default=None, help="Table column naming each flow's capture/session, for group splits.")
+@click.option("--iat-column", default=None, help="Table column of per-packet inter-arrival times in seconds.")
+@click.option("--timestamp-column", default=None, help="Table column of per-packet times in seconds (instead of --iat-column).")
 @click.option("--min-flows", default=1, show_default=True, help="Drop classes with fewer flows.")
 @click.option("--workers", default=None, type=int, help="Parallel capture readers [default: one per core].")
 def ingest(inputs, output, n_packets, keep_empty, max_size, label_from, sequence_column, size_column,
-           direction_column, group_column, min_flows, workers):
+           direction_column, group_column, iat_column, timestamp_column, min_flows, workers):
     """Read captures, MIRAGE JSON, CESNET or sequence tables into one FlowSet (Parquet)."""
     from netsynth.ingest import IngestOptions, TableColumns, ingest as run_ingest
 
     options = IngestOptions(n_packets=n_packets, keep_empty=keep_empty, max_size=max_size)
-    columns = TableColumns(sequence=sequence_column, size=size_column, direction=direction_column, group=group_column)
+    columns = TableColumns(sequence=sequence_column, size=size_column, direction=direction_column, group=group_column,
+                           iat=iat_column, timestamp=timestamp_column)
     flows, report = run_ingest(inputs, options, label_from=label_from, columns=columns, min_flows=min_flows,
                                workers=workers, progress=track)
     flows.write(output)
@@ -172,11 +175,13 @@ def parse_settings(pairs) -> dict:
 @click.option("--checkpoint-every", type=float, default=None, metavar="SECONDS",
               help="Seconds between checkpoints; one follows the last epoch [default: 30; 0: every epoch].")
 @click.option("--overwrite", is_flag=True, help="Replace a model the output folder already holds.")
+@click.option("--timing", is_flag=True,
+              help="Sampled flows carry inter-arrival times (a per-class empirical timing model; every kind).")
 @click.option("--dp-epsilon", type=float, default=None, help="Train with DP-SGD (Opacus) to this epsilon (llama, mamba, cvae).")
 @click.option("--dp-delta", type=float, default=None, help="DP delta [default: 1 / (10 x training flows)].")
 @click.option("--dp-max-grad-norm", type=float, default=None, help="DP-SGD's per-flow gradient bound [default: 1.0].")
 def train(kind, train_file, output, epochs, min_steps, batch_size, lr, seed, device, sets, resume, checkpoint_every,
-          overwrite, dp_epsilon, dp_delta, dp_max_grad_norm):
+          overwrite, timing, dp_epsilon, dp_delta, dp_max_grad_norm):
     """Train a generator of KIND on a FlowSet (written by `netsynth ingest`) and save it to a folder."""
     import contextlib
 
@@ -194,7 +199,8 @@ def train(kind, train_file, output, epochs, min_steps, batch_size, lr, seed, dev
         refuse_overwrite(Path(output), overwrite or resume, "a model", "or --resume to continue its training")
         implicit = model.used_train_options({"checkpoint_dir": output, "verbose": True})  # noted only when asked for
         model.fit(flows, epochs=epochs, min_steps=min_steps, batch_size=batch_size, lr=lr, seed=seed, device=device,
-                  resume=resume or None, checkpoint_every=checkpoint_every, dp_epsilon=dp_epsilon, dp_delta=dp_delta, dp_max_grad_norm=dp_max_grad_norm, **implicit)
+                  resume=resume or None, checkpoint_every=checkpoint_every, timing=timing, dp_epsilon=dp_epsilon,
+                  dp_delta=dp_delta, dp_max_grad_norm=dp_max_grad_norm, **implicit)
         if not is_main_process():
             return
         model.save(output)
@@ -330,21 +336,28 @@ def evaluate(real_file, train_file, synth_file, output, seed, bin_width):
     from netsynth.metrics import METRIC_NAMES, check_comparable, fidelity, real_floor
     from netsynth.privacy import audit
     from netsynth.tasks.tstr import tstr
+    from netsynth.timing import timing_fidelity
 
     real, train, synth = FlowSet.read(real_file), FlowSet.read(train_file), FlowSet.read(synth_file)
     check_comparable(real, train, "training")
     scores = fidelity(real, synth, train=train, bin_width=bin_width)
     floor = real_floor(real, train, bin_width=bin_width)
+    timing = timing_fidelity(real, synth)
+    if timing:
+        timing_floor = timing_fidelity(real, train.select(list(real.present_counts())))
+        timing["floor"] = timing_floor and timing_floor["macro"]
     f1 = tstr(train, real, synth, seed=seed)
     privacy = audit(train, real, synth, seed=seed)
     result = {"macro": scores["macro"], "per_class": scores["per_class"], "floor": floor["macro"], "tstr": f1,
-              "privacy": privacy, "files": {"real": real_file, "train": train_file, "synthetic": synth_file}, "seed": seed}
+              "privacy": privacy, "timing": timing, "files": {"real": real_file, "train": train_file, "synthetic": synth_file}, "seed": seed}
     table = Table(title=f"{synth_file} vs {real_file} (lower is better)")
     table.add_column("metric")
     table.add_column("synthetic", justify="right")
     table.add_column("real vs real floor", justify="right")
     for name in METRIC_NAMES:
         table.add_row(name, f"{scores['macro'][name]:.4f}", f"{floor['macro'][name]:.4f}")
+    for name, value in (timing or {}).get("macro", {}).items():
+        table.add_row(name, f"{value:.4f}", f"{timing['floor'][name]:.4f}" if timing["floor"] else "-")
     out.print(table)
     out.print(f"TSTR macro F1: train on synthetic {100 * f1['train_on_synthetic']:.2f} %, "
               f"train on real {100 * f1['train_on_real']:.2f} %")
@@ -408,11 +421,12 @@ def privacy(train_file, test_file, synth_file, model_dir, output, seed):
 @click.option("--target-cap", type=int, default=None, help="Top classes up to at most this many flows (default: the majority's size).")
 @click.option("--bin-width", type=int, default=None, help="Fidelity histogram bins in bytes [default: 1, exact values].")
 @click.option("--no-efficiency", is_flag=True, help="Skip RQ4 (efficiency and quantization).")
+@click.option("--timing", is_flag=True, help="Models carry timing (train --timing) and timing fidelity is reported.")
 @click.option("--quick", is_flag=True, help="A fast look: 10 epochs, one seed, fractions 0.05 and 0.2, small efficiency runs.")
 @click.option("--resume", is_flag=True, help="Continue a run in the same folder; finished steps are not redone.")
 @click.option("--overwrite", is_flag=True, help="Discard the results (and cached models) the folder holds and start again.")
-def benchmark(flows_file, output, models, fractions, seeds, epochs, target_cap, bin_width, no_efficiency, quick, resume,
-              overwrite):
+def benchmark(flows_file, output, models, fractions, seeds, epochs, target_cap, bin_width, no_efficiency, timing, quick,
+              resume, overwrite):
     """Answer the paper's four research questions on a FlowSet: results.json, report.md, CSVs, plots."""
     import shutil
 
@@ -424,18 +438,17 @@ def benchmark(flows_file, output, models, fractions, seeds, epochs, target_cap, 
         if overwrite:
             (Path(output) / "results.json").unlink(missing_ok=True)
             shutil.rmtree(Path(output) / "cache", ignore_errors=True)
-        run_benchmark(flows_file, output, models, fractions, seeds, epochs, target_cap, bin_width, no_efficiency, quick,
-                      resume)
+        given = {"models": [m.strip() for m in models.split(",") if m.strip()] if models else None, "seeds": seeds,
+                 "epochs": epochs, "target_cap": target_cap, "bin_width": bin_width, "efficiency": not no_efficiency,
+                 "timing": timing}
+        run_benchmark(flows_file, output, given, fractions, quick, resume)
 
 
-def run_benchmark(flows_file, output, models, fractions, seeds, epochs, target_cap, bin_width, no_efficiency, quick,
-                  resume):
-    """The benchmark itself, once its folder is held."""
+def run_benchmark(flows_file, output, given: dict, fractions: str | None, quick: bool, resume: bool):
+    """The benchmark itself, once its folder is held; `given`: the ExperimentSettings named on the command line."""
     from netsynth.experiment import ExperimentSettings, run_experiment
     from netsynth.report import render
 
-    given = {"models": [m.strip() for m in models.split(",") if m.strip()] if models else None, "seeds": seeds, "epochs": epochs,
-             "target_cap": target_cap, "bin_width": bin_width, "efficiency": not no_efficiency}
     if fractions:
         try:
             given["fractions"] = [float(f) for f in fractions.split(",")]

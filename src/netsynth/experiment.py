@@ -30,6 +30,7 @@ from netsynth.models.registry import names
 from netsynth.tasks import efficiency as eff
 from netsynth.tasks.augmentation import FlowPool, augmentation_curve, check_fractions
 from netsynth.tasks.tstr import FOREST, class_fidelity, forest, forest_f1
+from netsynth.timing import require_timing, timing_fidelity
 
 QUANTIZATIONS = ("int8-weight-only", "int8-dynamic")
 
@@ -45,6 +46,7 @@ class ExperimentSettings:
     target_cap: int | None = None  # top classes up to min(majority, cap); None = the paper's majority rule
     bin_width: int = 1  # histogram bins of the fidelity metrics, in bytes (1 = exact values)
     efficiency: bool = True
+    timing: bool = False  # models carry the empirical timing model; timing fidelity beside its floor
     paper_classes: int = 5
     paper_train_per_class: int = 500
     paper_gen_per_class: int = 100
@@ -80,7 +82,10 @@ class Results:
                 raise NetsynthError(f"{out} holds results for another dataset ({self.data.get('dataset', {}).get('source')}, "
                                     f"fingerprint {self.data.get('dataset', {}).get('fingerprint')}); "
                                     f"this one is {fingerprint}: choose another folder")
-            changed = sorted(k for k, v in dataclasses.asdict(settings).items() if self.data["settings"].get(k) != v)
+            # efficiency only adds steps: a run without it can be resumed with it (timed on another machine, say)
+            defaults = dataclasses.asdict(ExperimentSettings())  # a setting added since the run: its default
+            changed = sorted(k for k, v in dataclasses.asdict(settings).items()
+                             if self.data["settings"].get(k, defaults[k]) != v and k != "efficiency")
             if changed:
                 raise NetsynthError(f"{out} was run with other settings ({', '.join(changed)} differ); "
                                     "resume with the same options or choose another folder")
@@ -172,7 +177,8 @@ def train_step(kind: str, train: FlowSet, settings: ExperimentSettings, model_di
     if batch_size is None and settings.quick:  # at least 16 optimizer steps per epoch, even on a small set
         batch_size = min(256, max(16, len(train) // 16))
     model = create(kind)
-    options = {"epochs": settings.epochs, "batch_size": batch_size, "checkpoint_dir": model_dir, "verbose": True}
+    options = {"epochs": settings.epochs, "batch_size": batch_size, "checkpoint_dir": model_dir, "verbose": True,
+               "timing": settings.timing or None}
     t0 = time.perf_counter()
     model.fit(train, **model.used_train_options(options))
     took = time.perf_counter() - t0
@@ -202,7 +208,15 @@ def synthetic_sets(kind: str, pool: FlowSet, s: Split) -> dict[int, FlowSet]:
 
 def fidelity_step(synth: FlowSet, s: Split, bin_width: int) -> dict:
     tested = list(s.test.classes)
-    return fidelity(s.test, synth.select(tested), train=s.train.select(tested), bin_width=bin_width)
+    scores = fidelity(s.test, synth.select(tested), train=s.train.select(tested), bin_width=bin_width)
+    timing = timing_fidelity(s.test, synth.select(tested))
+    return {**scores, "timing": timing["macro"]} if timing else scores
+
+
+def timing_floor_step(s: Split) -> dict:
+    """The timing metrics of the real training split in the place of synthetic flows (as `real_floor`)."""
+    require_timing(s.train, "the flows of --timing")
+    return timing_fidelity(s.test, s.train.select(list(s.test.classes)))
 
 
 def tstr_step(synth: dict[int, FlowSet], s: Split) -> dict:
@@ -268,6 +282,8 @@ def run_experiment(flows_path: str | Path, out_dir: str | Path, settings: Experi
     step("split", split_step, flows, settings.test_size, cache)
     s = read_split(cache, settings)
     step("floor", real_floor, s.test, s.train, settings.bin_width)
+    if settings.timing:
+        step("timing_floor", timing_floor_step, s)
     step("train_on_real", train_on_real_step, s)
     pools: dict[str, FlowSet] = {}
     for kind in settings.models:

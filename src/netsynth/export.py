@@ -63,12 +63,13 @@ def conversation(signed: Iterable[int], gaps: Iterable[float], index: int, t0: f
         send(-1, "SA", 0, t + 1e-4)
         send(1, "A", 0, t + 2e-4)
         t += 2e-4
-    for value, gap in zip(signed, gaps):
+    signed, gaps = list(signed), [float(g) for g in gaps]
+    for k, (value, gap) in enumerate(zip(signed, gaps)):
         t += gap
         direction = 1 if value > 0 else -1
         send(direction, "PA", abs(int(value)), t)
-        if proto == "tcp":
-            send(-direction, "A", 0, t + 1e-5)
+        if proto == "tcp":  # the ACK before the next packet, so that the capture stays in time order
+            send(-direction, "A", 0, t + min(1e-5, gaps[k + 1] / 2 if k + 1 < len(gaps) else 1e-5))
     if proto == "tcp":
         send(1, "FA", 0, t + 2e-4)
         send(-1, "FA", 0, t + 3e-4)

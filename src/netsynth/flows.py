@@ -74,10 +74,10 @@ class FlowSet:
     # construction -------------------------------------------------------------------------------------
     @classmethod
     def from_signed(cls, signed: np.ndarray, labels: Sequence[str], classes: Sequence[str] | None = None,
-                    group=None, meta: dict | None = None) -> "FlowSet":
+                    group=None, iat=None, meta: dict | None = None) -> "FlowSet":
         """Build from signed lengths [n, N] (direction * size, 0 = padding). Zero-payload packets need `direction`."""
         signed = np.asarray(signed, dtype=np.int64)
-        return cls.from_labels(np.abs(signed), np.sign(signed), labels, classes=classes, group=group, meta=meta)
+        return cls.from_labels(np.abs(signed), np.sign(signed), labels, classes=classes, group=group, iat=iat, meta=meta)
 
     @classmethod
     def from_labels(cls, size, direction, labels: Sequence[str], classes: Sequence[str] | None = None,

@@ -15,6 +15,7 @@ from netsynth.errors import NetsynthError
 from netsynth.fileio import atomic_path
 from netsynth.metrics import METRIC_NAMES, METRICS
 from netsynth.models.registry import display, names
+from netsynth.timing import TIMING_METRICS
 from netsynth.summary import (augmentation_cells, efficiency_kinds, fidelity_series, mean_std, quantization_modes,
                               target_checks, tstr_rows)
 
@@ -57,7 +58,8 @@ def render(results_dir: str | Path) -> Path:
         md += [f"Split ({'by capture' if steps['split']['grouped'] else 'stratified'}): {sum(train.values())} training "
                f"and {sum(test.values())} test flows, {len(train)} classes (largest training class: {max(train.values())})"
                + (f"; no test flows for {untested} (left out of the fidelity metrics)" if untested else "") + ".", ""]
-    md += (_training(steps, models) + _rq1(out, steps, models, res["settings"], compare) + _rq2(out, steps, models, compare)
+    md += (_training(steps, models) + _rq1(out, steps, models, res["settings"], compare) + _timing(out, steps, models)
+           + _rq2(out, steps, models, compare)
            + _privacy(out, steps, models) + _rq3(out, steps, models, compare) + _rq4(out, steps, models, compare))
     if compare:
         md += _targets(steps, models)
@@ -96,6 +98,20 @@ def _rq1(out: Path, steps: dict, models: list[str], settings: dict, compare: boo
             _table(["model"] + METRIC_NAMES, rows), "",
             *[f"- `{m.name}`: {m.description}" for m in METRICS], "", "![fidelity radar](fidelity_radar.png)", "",
             *_paper_line("RQ1", compare)]
+
+
+def _timing(out: Path, steps: dict, models: list[str]) -> list[str]:
+    """Timing fidelity (benchmark --timing): log-IAT and duration JSDs beside the real-vs-real floor."""
+    if "timing_floor" not in steps:
+        return []
+    names = list(TIMING_METRICS)
+    rows = [["real vs real (floor)"] + [f"{steps['timing_floor']['macro'][n]:.4f}" for n in names]]
+    rows += [[display(m)] + [f"{steps[f'fidelity:{m}']['timing'][n]:.4f}" for n in names]
+             for m in models if "timing" in steps.get(f"fidelity:{m}", {})]
+    _write_csv(out / "timing.csv", ["model"] + names, rows)
+    return ["## Timing fidelity (macro over classes, lower is better)", "",
+            "Every model draws inter-arrival times from the empirical per-class timing model (class, packet position, "
+            "direction pair; netsynth.timing), fitted on the training split.", "", _table(["model"] + names, rows), ""]
 
 
 def _paper_line(rq: str, compare: bool) -> list[str]:

@@ -68,7 +68,7 @@ def target_checks(steps: dict, models: list[str]) -> list[tuple[str, bool, str]]
             ratios = {n: steps[f"fidelity:{m}"]["macro"][n] / max(steps["floor"]["macro"][n], 1e-9)
                       for n in ("jsd_1gram", "jsd_2gram")}
             checks.append((f"{m} jsd_1gram and jsd_2gram at most 1.5 times the real-vs-real floor",
-                           max(ratios.values()) <= 1.5, ", ".join(f"{n} {r:.2f}x" for n, r in ratios.items())))
+                           max(ratios.values()) <= 1.5, ", ".join(f"{n} {r:.3f}x" for n, r in ratios.items())))
     for m in ("llama", "mamba"):
         if f"tstr:{m}" in steps and steps["train_on_real"].get("class_fidelity") is not None:
             own, theirs = steps["train_on_real"]["class_fidelity"], steps[f"tstr:{m}"]["class_fidelity"]

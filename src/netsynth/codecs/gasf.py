@@ -15,16 +15,23 @@ import numpy as np
 PAD_GAP = 0.1  # real packets scale into [PAD_GAP, 1]; values below PAD_GAP / 2 read back as padding
 
 
-def scale(signed: np.ndarray, max_size: int) -> np.ndarray:
-    """Signed lengths [n, N] (0 = padding) to values in [0, 1]."""
+def _spread(signed: np.ndarray, max_size: int, log: bool) -> np.ndarray:
+    """Signed lengths to [-1, 1]: linearly, or by sign * log(1 + size) / log(1 + max size), which gives every
+    size the same relative resolution (a 60-byte and a 90-byte packet as far apart as 600 and 900 bytes)."""
     signed = np.asarray(signed, dtype=np.float64)
-    x = PAD_GAP + (1 - PAD_GAP) * (signed + max_size) / (2 * max_size)
-    return np.where(signed == 0, 0.0, x)
+    return np.sign(signed) * np.log1p(np.abs(signed)) / np.log1p(max_size) if log else signed / max_size
 
 
-def unscale(x: np.ndarray, max_size: int) -> np.ndarray:
+def scale(signed: np.ndarray, max_size: int, log: bool = False) -> np.ndarray:
+    """Signed lengths [n, N] (0 = padding) to values in [0, 1]."""
+    x = PAD_GAP + (1 - PAD_GAP) * (_spread(signed, max_size, log) + 1) / 2
+    return np.where(np.asarray(signed) == 0, 0.0, x)
+
+
+def unscale(x: np.ndarray, max_size: int, log: bool = False) -> np.ndarray:
     """Values to signed lengths; padding from the first value below PAD_GAP / 2 on; at least one packet."""
-    raw = ((np.asarray(x) - PAD_GAP) / (1 - PAD_GAP)) * (2 * max_size) - max_size
+    v = ((np.asarray(x) - PAD_GAP) / (1 - PAD_GAP)) * 2 - 1
+    raw = np.sign(v) * np.expm1(np.abs(v) * np.log1p(max_size)) if log else v * max_size
     signed = np.clip(np.rint(raw), -max_size, max_size).astype(np.int64)
     signed[signed == 0] = np.where(raw[signed == 0] >= 0, 1, -1)
     real = np.asarray(x) >= PAD_GAP / 2
@@ -33,9 +40,9 @@ def unscale(x: np.ndarray, max_size: int) -> np.ndarray:
     return np.where(alive, signed, 0)
 
 
-def to_gasf(signed: np.ndarray, max_size: int) -> np.ndarray:
+def to_gasf(signed: np.ndarray, max_size: int, log: bool = False) -> np.ndarray:
     """[n, N] signed lengths to float32 [n, N, N] images in [-1, 1]."""
-    phi = np.arccos(scale(signed, max_size))
+    phi = np.arccos(scale(signed, max_size, log))
     return np.cos(phi[:, :, None] + phi[:, None, :]).astype(np.float32)
 
 
@@ -50,10 +57,10 @@ def _solver(N: int) -> np.ndarray:
     return np.linalg.pinv(A)
 
 
-def from_gasf(images: np.ndarray, max_size: int) -> np.ndarray:
+def from_gasf(images: np.ndarray, max_size: int, log: bool = False) -> np.ndarray:
     """[n, N, N] images to [n, N] signed lengths by least squares over every entry."""
     images = np.asarray(images, dtype=np.float64)
     n, N, _ = images.shape
     b = np.arccos(np.clip(images, -1.0, 1.0)).reshape(n, N * N)
     phi = np.clip(b @ _solver(N).T, 0.0, np.pi / 2)
-    return unscale(np.cos(phi), max_size)
+    return unscale(np.cos(phi), max_size, log)

@@ -21,6 +21,8 @@ class TableColumns:
     size: str | None = None
     direction: str | None = None
     group: str | None = None
+    iat: str | None = None  # seconds since the flow's previous packet, per packet
+    timestamp: str | None = None  # per-packet times in seconds (any origin); inter-arrival times are their differences
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -101,22 +103,47 @@ def read_cesnet(df: pd.DataFrame, path: Path, rule: LabelRule):
             yield sizes[j, real].astype(np.int64), dirs[j, real], label, None, None if ipt is None else ipt[j, real] / 1000.0
 
 
+def _timing(df: pd.DataFrame, path: Path, columns: TableColumns) -> list:
+    """Per flow, the inter-arrival times in seconds (the first packet's is 0), or None without a timing column."""
+    if columns.iat and columns.timestamp:
+        raise NetsynthError("--iat-column and --timestamp-column are alternatives: name one")
+    name = columns.iat or columns.timestamp
+    if name is None:
+        return [None] * len(df)
+    cells = [np.asarray(_as_list(v, path, name), dtype=np.float64) for v in _require(df, path, name)]
+    if columns.timestamp:
+        cells = [np.diff(t, prepend=t[:1]) for t in cells]
+    if any((t < 0).any() or not np.isfinite(t).all() for t in cells):
+        raise NetsynthError(f"{path}: column {name!r} holds negative or missing times")
+    return cells
+
+
+def _matched(iat, n: int, path: Path, columns: TableColumns):
+    if iat is not None and len(iat) < n:
+        raise NetsynthError(f"{path}: a flow has {n} packets but {len(iat)} times in column "
+                            f"{columns.iat or columns.timestamp!r}")
+    return None if iat is None else iat[:n]
+
+
 def read_sequences(df: pd.DataFrame, path: Path, rule: LabelRule, columns: TableColumns):
-    """A table with a signed-length column, or size + direction columns (direction > 0 = upstream)."""
+    """A table with a signed-length column, or size + direction columns (direction > 0 = upstream); optionally
+    per-packet inter-arrival times or timestamps."""
     labels = _labels(df, path, rule, [])
     groups = [str(g) for g in _require(df, path, columns.group)] if columns.group else [None] * len(df)
+    times = _timing(df, path, columns)
     if columns.size or columns.direction:
         if not (columns.size and columns.direction):
             raise NetsynthError("--size-column and --direction-column go together")
         pairs = zip(_require(df, path, columns.size), _require(df, path, columns.direction))
-        for (s, d), label, group in zip(pairs, labels, groups):
-            yield (np.asarray(_as_list(s, path, columns.size), dtype=np.int64),
-                   np.asarray(_as_list(d, path, columns.direction), dtype=np.int64), label, group, None)
+        for (s, d), label, group, iat in zip(pairs, labels, groups, times):
+            sizes = np.asarray(_as_list(s, path, columns.size), dtype=np.int64)
+            yield (sizes, np.asarray(_as_list(d, path, columns.direction), dtype=np.int64), label, group,
+                   _matched(iat, len(sizes), path, columns))
         return
     name = columns.sequence
     if name is None:
         raise NetsynthError(f"{path}: name the column of signed lengths with --sequence-column "
                             f"(or --size-column and --direction-column); columns are {list(df.columns)}")
-    for seq, label, group in zip(_require(df, path, name), labels, groups):
+    for seq, label, group, iat in zip(_require(df, path, name), labels, groups, times):
         signed = np.asarray(_as_list(seq, path, name), dtype=np.int64)
-        yield np.abs(signed), np.sign(signed), label, group, None
+        yield np.abs(signed), np.sign(signed), label, group, _matched(iat, len(signed), path, columns)

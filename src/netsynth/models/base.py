@@ -22,8 +22,10 @@ from netsynth.fileio import atomic_path
 from netsynth.flows import FlowSet
 from netsynth.models import registry
 from netsynth.models.options import FitOptions, SampleOptions, resolve_options
+from netsynth.timing import EmpiricalTiming
 
-CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
+CONFIG_FILE, WEIGHTS_FILE, TIMING_FILE = "config.json", "model.safetensors", "timing.safetensors"
+TIMING_MODEL = "empirical: per class, packet position and direction pair (netsynth.timing)"
 # options that netsynth 0.1.0 saved in config.json; dropped when such a model is loaded
 LEGACY_OPTIONS = {f.name for f in dataclasses.fields(FitOptions)} | {"temperature", "top_k", "sample_batch_size",
                                                                      "sample_steps", "sampler"}
@@ -52,10 +54,13 @@ class Generator:
             raise NetsynthError(f"unknown setting(s) {unknown} for {self.kind}; valid: {names}")
         self.config = self.Config(**settings)
         self.classes_: tuple[str, ...] | None = None
+        self.timing_: EmpiricalTiming | None = None
 
     # the interface -------------------------------------------------------------------------------------
     def fit(self, train: FlowSet, **options) -> "Generator":
-        """Learn from `train`; `options` are FitOptions (epochs, batch_size, lr, seed, device, checkpoint_dir, ...)."""
+        """Learn from `train`; `options` are FitOptions (epochs, batch_size, lr, seed, device, checkpoint_dir, ...),
+        and `timing=True` for every kind: the flows it samples then carry inter-arrival times (netsynth.timing)."""
+        timing = options.pop("timing", None)
         if options.get("epochs") is not None and options.get("min_steps") is None and "min_steps" in self.train_options:
             options = {**options, "min_steps": 0}  # epochs asked for are the cap, not raised by a kind's min_steps
         options = resolve_options(FitOptions, options, self.train_options, self.kind, self.train_defaults)
@@ -71,12 +76,13 @@ class Generator:
         self.max_size_ = int(train.meta.get("options", {}).get("max_size", 1500))
         self.max_size_ = max(self.max_size_, int(train.size.max()))
         self.data_hash_ = data_hash(train)
+        self.timing_ = EmpiricalTiming.fit(train) if timing else None
         self._fit(train, options)
         return self
 
     def used_train_options(self, options: dict) -> dict:
         """The `options` this kind uses: for callers that pass the same ones to every kind without a note."""
-        return {k: v for k, v in options.items() if k in self.train_options}
+        return {k: v for k, v in options.items() if k in self.train_options or k == "timing"}  # timing: every kind
 
     def sample(self, counts: Mapping[str, int] | None = None, *, n_per_class: int | None = None, seed: int = 0,
                **options) -> FlowSet:
@@ -99,6 +105,8 @@ class Generator:
         if len(codes) == 0:
             return FlowSet(np.zeros((0, self.n_packets_)), np.zeros((0, self.n_packets_)), codes, self.classes_)
         flows = self._sample(codes, seed, options)
+        if self.timing_ is not None:
+            flows.iat = self.timing_.draw(flows, seed)
         assert flows.classes == self.classes_ and np.array_equal(flows.codes, codes)
         assert (flows.size[flows.direction != 0] >= 1).all() and flows.size.max() <= self.max_size_
         flows.meta = {"generator": self.kind, "seed": seed}
@@ -111,9 +119,12 @@ class Generator:
         config = {"kind": self.kind, "settings": dataclasses.asdict(self.config), "classes": list(self.classes_),
                   "n_packets": self.n_packets_, "max_size": self.max_size_, "data_hash": self.data_hash_,
                   "netsynth_version": _version(), "differential_privacy": getattr(self, "privacy_", None),
-                  **self._extra_config()}
+                  "timing": None if self.timing_ is None else TIMING_MODEL, **self._extra_config()}
         with atomic_path(path / WEIGHTS_FILE) as tmp:
             save_file({k: np.ascontiguousarray(v) for k, v in self._state().items()}, str(tmp))
+        if self.timing_ is not None:
+            with atomic_path(path / TIMING_FILE) as tmp:
+                save_file({"table": self.timing_.table}, str(tmp))
         with atomic_path(path / CONFIG_FILE) as tmp:
             tmp.write_text(json.dumps(config, indent=2))
         return path
@@ -202,6 +213,9 @@ def load(path: str | os.PathLike) -> Generator:
     except Exception as e:  # safetensors raises its own error types for damaged files
         raise NetsynthError(f"{path / WEIGHTS_FILE}: damaged weights ({e})") from None
     try:
-        return KINDS[kind].load().from_config(config, state)
-    except (KeyError, RuntimeError, ValueError, TypeError) as e:
+        model = KINDS[kind].load().from_config(config, state)
+        if config.get("timing"):
+            model.timing_ = EmpiricalTiming(load_file(str(path / TIMING_FILE))["table"])
+        return model
+    except (KeyError, RuntimeError, ValueError, TypeError, OSError) as e:
         raise NetsynthError(f"{path}: config and weights do not match a {kind} model ({str(e).splitlines()[0]})") from None

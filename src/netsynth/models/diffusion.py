@@ -45,6 +45,7 @@ class DiffusionConfig:
     train_timesteps: int = 1000
     guidance_scale: float = 1.0  # 1 = plain conditional sampling; > 1 = classifier-free guidance
     class_dropout: float = 0.1  # used only when guidance_scale != 1
+    size_scale: str = "linear"  # linear (NetDiffus) | log: sizes into pixel values (codecs/gasf.py)
 
 
 def _side(n_packets: int) -> int:
@@ -78,7 +79,7 @@ class Diffusion(NeuralGenerator):
         return DDPMScheduler(num_train_timesteps=self.config.train_timesteps, beta_schedule="squaredcos_cap_v2")
 
     def _images(self, signed: np.ndarray) -> torch.Tensor:
-        img = gasf.to_gasf(signed, self.max_size_)
+        img = gasf.to_gasf(signed, self.max_size_, self._log_scale())
         side = _side(self.n_packets_)
         pad = side - self.n_packets_
         return F.pad(torch.from_numpy(img)[:, None], (0, pad, 0, pad), value=-1.0)
@@ -123,12 +124,18 @@ class Diffusion(NeuralGenerator):
                 x = sched.step(eps, t, x).prev_sample
             img = x[:, 0, :N, :N].clamp(-1, 1).cpu().numpy()
             img = (img + img.transpose(0, 2, 1)) / 2  # a GASF is symmetric
-            out[start:start + len(c)] = gasf.from_gasf(img, self.max_size_)
+            out[start:start + len(c)] = gasf.from_gasf(img, self.max_size_, self._log_scale())
         if self.values_ is not None:
             out = snap_to_values(out, codes, self.values_, self.offsets_)
         return self._to_flows(out, codes)
 
+    def _log_scale(self) -> bool:
+        if self.config.size_scale not in ("linear", "log"):
+            raise NetsynthError(f"size_scale must be linear or log, got {self.config.size_scale!r}")
+        return self.config.size_scale == "log"
+
     def _prepare(self, train: FlowSet) -> None:
+        self._log_scale()
         self.values_, self.offsets_ = values_by_class(train)
 
     def _state(self) -> dict[str, np.ndarray]:

@@ -1,0 +1,113 @@
+"""Packet timing: log-spaced inter-arrival-time bins, the per-class empirical timing model, timing fidelity.
+
+The empirical model is a baseline (issue 11): for each class, packet position k and pair of directions
+(previous packet, this packet) it keeps the histogram of the inter-arrival time (IAT) over log-spaced bins and
+draws each synthetic packet's IAT from it, log-uniformly inside the drawn bin. It conditions on what most
+shapes a gap (a reply follows its request fast; a new request waits on the application) and on nothing
+else, so any generator's flows can carry timing without the generator learning it. Cells with no training
+packet fall back to the class's histogram for that direction pair, then to the class's.
+
+Timing fidelity (lower is better, in [0, 1], per class then macro-averaged, as the six metrics):
+    jsd_log_iat     JSD of the histograms of the IATs of every packet after the first, over the bins below
+    jsd_duration    JSD of the histograms of flow durations (the sum of a flow's IATs), over the same bins
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from netsynth.errors import NetsynthError
+from netsynth.flows import FlowSet
+from netsynth.metrics import jsd
+
+# bin b >= 1 holds IATs in [EDGES[b-1], EDGES[b]); bin 0 holds gaps under a microsecond (pcap's resolution)
+EDGES = np.logspace(-6, 3, 46)  # 1 us .. 1000 s, 5 bins per decade
+N_BINS = len(EDGES)
+
+
+def bins(seconds: np.ndarray) -> np.ndarray:
+    """Bin index of each time (same shape); times from 1000 s on share the last bin."""
+    return np.clip(np.searchsorted(EDGES, np.asarray(seconds, dtype=np.float64), side="right"), 0, N_BINS - 1)
+
+
+def _direction_pairs(direction: np.ndarray) -> np.ndarray:
+    """[n, N] index 0..3 of (previous packet upstream?, this packet upstream?); position 0 pairs with itself."""
+    up = (direction > 0).astype(np.int64)
+    prev = np.concatenate([up[:, :1], up[:, :-1]], axis=1)
+    return 2 * prev + up
+
+
+def require_timing(flows: FlowSet, what: str) -> None:
+    if flows.iat is None:
+        raise NetsynthError(f"{what} carry no inter-arrival times: ingest captures, MIRAGE JSON, CESNET tables, or "
+                            "sequence tables with --iat-column / --timestamp-column")
+
+
+class EmpiricalTiming:
+    """p(IAT bin | class, position, direction pair), fitted on real flows; draws IATs for any flows."""
+
+    def __init__(self, table: np.ndarray):
+        self.table = table  # [C, N, 4, N_BINS] probabilities, fallbacks already filled in
+
+    @classmethod
+    def fit(cls, flows: FlowSet) -> "EmpiricalTiming":
+        require_timing(flows, "the training flows")
+        n, N = flows.size.shape
+        C = len(flows.classes)
+        real = flows.direction != 0
+        real[:, 0] = False  # the first packet's IAT is 0 by definition
+        counts = np.zeros((C, N, 4, N_BINS))
+        rows, cols = np.nonzero(real)
+        np.add.at(counts, (flows.codes[rows], cols, _direction_pairs(flows.direction)[rows, cols],
+                           bins(flows.iat[rows, cols])), 1)
+        by_pair = counts.sum(axis=1, keepdims=True)
+        by_class = counts.sum(axis=(1, 2), keepdims=True)
+        table = np.where(counts.sum(-1, keepdims=True) > 0, counts,
+                         np.where(by_pair.sum(-1, keepdims=True) > 0, by_pair, by_class))
+        total = table.sum(-1, keepdims=True)
+        table = np.where(total > 0, table / np.maximum(total, 1), np.eye(N_BINS)[0])  # no timing at all: gaps of 0
+        return cls(table.astype(np.float64))
+
+    def draw(self, flows: FlowSet, seed: int) -> np.ndarray:
+        """IATs [n, N] in seconds (float32) for `flows` (whose codes index this model's classes); 0 at padding."""
+        rng = np.random.default_rng([seed, 1])  # a stream of its own: the sizes drawn with `seed` stay as they were
+        iat = np.zeros(flows.size.shape, dtype=np.float64)
+        rows, cols = np.nonzero(flows.direction != 0)
+        keep = cols > 0
+        rows, cols = rows[keep], cols[keep]
+        p = self.table[flows.codes[rows], cols, _direction_pairs(flows.direction)[rows, cols]]
+        b = np.minimum((rng.random(len(rows))[:, None] > np.cumsum(p, axis=1)).sum(1), N_BINS - 1)
+        low = np.log(np.r_[EDGES[0], EDGES][b])
+        high = np.log(np.r_[EDGES, EDGES[-1] * 10][b])
+        value = np.exp(low + rng.random(len(rows)) * (high - low))
+        iat[rows, cols] = np.where(b == 0, 0.0, value)
+        return iat.astype(np.float32)
+
+
+def jsd_log_iat(real: FlowSet, synth: FlowSet) -> float:
+    def hist(f: FlowSet):
+        mask = f.direction != 0
+        mask[:, 0] = False
+        return Counter(bins(f.iat[mask]).tolist())
+    return jsd(hist(real), hist(synth))
+
+
+def jsd_duration(real: FlowSet, synth: FlowSet) -> float:
+    def hist(f: FlowSet):
+        return Counter(bins(np.where(f.direction != 0, f.iat, 0).sum(axis=1)).tolist())
+    return jsd(hist(real), hist(synth))
+
+
+TIMING_METRICS = {"jsd_log_iat": jsd_log_iat, "jsd_duration": jsd_duration}
+
+
+def timing_fidelity(real: FlowSet, synth: FlowSet) -> dict | None:
+    """Both timing metrics per class and macro-averaged; None when either side carries no IATs."""
+    if real.iat is None or synth.iat is None:
+        return None
+    classes = [c for c in real.present_counts() if c in synth.present_counts()]
+    per_class = {c: {name: fn(real.select([c]), synth.select([c])) for name, fn in TIMING_METRICS.items()}
+                 for c in classes}
+    return {"per_class": per_class,
+            "macro": {name: float(np.mean([per_class[c][name] for c in classes])) for name in TIMING_METRICS}}
