@@ -32,6 +32,7 @@ def test_generated_flows_round_trip_through_pcap(capsys, demo_flows, tmp_path):
 
 def test_tcp_numbers_and_checksums_add_up(demo_flows, tmp_path):
     flows = demo_flows.take(np.arange(0, len(demo_flows), 9))
+    flows.service = None  # every flow as TCP (the default), whatever its captured protocol
     export(flows, tmp_path / "all.pcap")
     next_seq, conversations = {}, set()
     with open(tmp_path / "all.pcap", "rb") as f:
@@ -55,19 +56,22 @@ def test_tcp_numbers_and_checksums_add_up(demo_flows, tmp_path):
 
 def test_udp_export_of_flows_that_start_upstream(demo_flows, tmp_path):
     up = demo_flows.take(np.flatnonzero(demo_flows.signed[:, 0] > 0))
+    up.service = None  # every flow as UDP to port 53
     export(up, tmp_path / "pcaps", proto="udp", server_port=53)
     back, _ = ingest([tmp_path / "pcaps"], workers=1)
-    assert labelled(back) == labelled(up)
+    assert labelled(back) == labelled(up) and set(map(tuple, back.service.tolist())) == {(17, 53)}
 
 
-def test_timed_flows_keep_their_inter_arrival_times_through_pcap(tmp_path):
+def test_timed_flows_keep_their_inter_arrival_times_and_services_through_pcap(tmp_path):
     from test_timing import timed_flows
-    synth = netsynth.create("markov").fit(timed_flows(40), timing=True).sample(n_per_class=10, seed=0)
-    export(synth, tmp_path / "pcaps")
+    train = timed_flows(40)
+    train.service = np.array([[6, 8080], [6, 22]] * 20 + [[6, 9000]] * 40, np.int32)
+    synth = netsynth.create("markov").fit(train, timing=True).sample(n_per_class=10, seed=0)
+    export(synth, tmp_path / "pcaps", proto="udp", server_port=1)  # the flows' own services win
     back, _ = ingest([tmp_path / "pcaps"], IngestOptions(n_packets=synth.n_packets), workers=1)
     for c in synth.classes:  # each capture holds its flows one after another, and the meter reports them in order
         a, b = back.select([c]), synth.select([c])
-        assert np.array_equal(a.signed, b.signed)
+        assert np.array_equal(a.signed, b.signed) and np.array_equal(a.service, b.service)
         # the flow meter reports gaps in whole milliseconds; the capture itself holds them to the microsecond
         assert np.abs(a.iat - b.iat).max() <= 1e-3 + 1e-6
     stamps = []

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import SHARED_DATA, requires_shared
 from crafted import write_crafted
-from netsynth import NetsynthError
+from netsynth import FlowSet, NetsynthError
 from netsynth.ingest import IngestOptions, TableColumns, ingest
 from netsynth.ingest.pcap import read_capture
 
@@ -85,7 +85,7 @@ def test_flow_meter_agrees_with_an_independent_decoder():
     compared = 0
     for path in files:
         mine = Counter()
-        for sizes, dirs, _, _ in read_capture(str(path), 10, False, False)[0]:
+        for sizes, dirs, *_ in read_capture(str(path), 10, False, False)[0]:
             signed = tuple(d * s for s, d in zip(sizes, dirs) if s > 0)[:10]
             if signed:
                 mine[signed] += 1
@@ -166,6 +166,25 @@ def test_sequence_tables_with_inter_arrival_times_or_timestamps(tmp_path):
     (tmp_path / "neg.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     with pytest.raises(NetsynthError, match="neg.jsonl: column 'iat' holds negative or missing times"):
         ingest([tmp_path / "neg.jsonl"], label_from="column:app", columns=TableColumns(sequence="seq", iat="iat"))
+
+
+def test_services_from_tables_mirage_keys_and_captures(tmp_path, demo_dir):
+    rows = [{"seq": [10, -20], "proto": "TCP", "port": 443, "app": "a"}, {"seq": [-5], "proto": 17, "port": 53, "app": "b"}]
+    (tmp_path / "t.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    flows, _ = ingest([tmp_path / "t.jsonl"], label_from="column:app",
+                      columns=TableColumns(sequence="seq", protocol="proto", port="port"))
+    assert flows.service.tolist() == [[6, 443], [17, 53]]
+    assert np.array_equal(FlowSet.read(flows.write(tmp_path / "f.parquet")).service, flows.service)
+    with pytest.raises(NetsynthError, match="--protocol-column and --port-column go together"):
+        ingest([tmp_path / "t.jsonl"], label_from="column:app", columns=TableColumns(sequence="seq", port="port"))
+    doc = {f"10.0.0.1,40000,192.0.2.9,{port},{proto}": {"packet_data": {"L4_payload_bytes": [5], "packet_dir": [0]},
+                                                        "flow_metadata": {"BF_label": label}}
+           for port, proto, label in ((8443, 6, "x"), (123, 17, "y"))}
+    (tmp_path / "m.json").write_text(json.dumps(doc))
+    assert ingest([tmp_path / "m.json"])[0].service.tolist() == [[6, 8443], [17, 123]]
+    captured, _ = ingest([demo_dir / "remote-shell", demo_dir / "smart-home"], workers=1)
+    shell = captured.select(["remote-shell"])  # simulated: SSH over TCP 22, DNS lookups over UDP 53
+    assert set(map(tuple, shell.service.tolist())) == {(6, 22), (17, 53)}
 
 
 def test_min_flows_drops_small_classes_and_says_which(tmp_path):

@@ -55,6 +55,17 @@ def test_every_kind_trained_with_timing_samples_timed_flows_that_survive_save_an
         netsynth.create("markov").fit(untimed, timing=True)
 
 
+def test_services_are_drawn_per_class_in_proportion_and_saved(tmp_path):
+    train = timed_flows(100)
+    train.service = np.array([[6, 443]] * 75 + [[17, 443]] * 25 + [[17, 53]] * 100, np.int32)
+    model = netsynth.create("markov").fit(train, timing=True)
+    synth = model.sample(n_per_class=2000, seed=0)
+    rpc, bulk = synth.service[synth.label == "rpc"], synth.service[synth.label == "bulk"]
+    assert set(map(tuple, bulk.tolist())) == {(17, 53)}
+    assert abs(np.mean(rpc[:, 0] == 6) - 0.75) < 0.03 and set(rpc[:, 1].tolist()) == {443}
+    assert np.array_equal(netsynth.load(model.save(tmp_path / "m")).sample(n_per_class=2000, seed=0).service, synth.service)
+
+
 def test_train_with_timing_then_generate_and_evaluate_from_the_command_line(capsys, demo_flows, tmp_path):
     from test_cli_ingest import run
     train, test = demo_flows.split(test_size=0.3, seed=0)

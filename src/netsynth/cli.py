@@ -47,16 +47,19 @@ def cli():
 @click.option("--group-column", default=None, help="Table column naming each flow's capture/session, for group splits.")
 @click.option("--iat-column", default=None, help="Table column of per-packet inter-arrival times in seconds.")
 @click.option("--timestamp-column", default=None, help="Table column of per-packet times in seconds (instead of --iat-column).")
+@click.option("--protocol-column", default=None, help="Table column of each flow's transport protocol (6/17, TCP/UDP).")
+@click.option("--port-column", default=None, help="Table column of each flow's server port (with --protocol-column).")
 @click.option("--min-flows", default=1, show_default=True, help="Drop classes with fewer flows.")
 @click.option("--workers", default=None, type=int, help="Parallel capture readers [default: one per core].")
 def ingest(inputs, output, n_packets, keep_empty, max_size, label_from, sequence_column, size_column,
-           direction_column, group_column, iat_column, timestamp_column, min_flows, workers):
+           direction_column, group_column, iat_column, timestamp_column, protocol_column, port_column, min_flows,
+           workers):
     """Read captures, MIRAGE JSON, CESNET or sequence tables into one FlowSet (Parquet)."""
     from netsynth.ingest import IngestOptions, TableColumns, ingest as run_ingest
 
     options = IngestOptions(n_packets=n_packets, keep_empty=keep_empty, max_size=max_size)
     columns = TableColumns(sequence=sequence_column, size=size_column, direction=direction_column, group=group_column,
-                           iat=iat_column, timestamp=timestamp_column)
+                           iat=iat_column, timestamp=timestamp_column, protocol=protocol_column, port=port_column)
     flows, report = run_ingest(inputs, options, label_from=label_from, columns=columns, min_flows=min_flows,
                                workers=workers, progress=track)
     flows.write(output)
@@ -120,8 +123,9 @@ def demo_data(out_dir, flows_per_class, files_per_class, seed):
 @cli.command("export")
 @click.argument("flows_file", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, help="Folder for <class>/synthetic.pcap, or one FILE.pcap.")
-@click.option("--protocol", default="tcp", show_default=True, help="tcp (handshake, ACKs, FIN) or udp.")
-@click.option("--server-port", default=443, show_default=True)
+@click.option("--protocol", default="tcp", show_default=True,
+              help="tcp (handshake, ACKs, FIN) or udp, for flows that carry no protocol of their own.")
+@click.option("--server-port", default=443, show_default=True, help="For flows that carry no server port of their own.")
 @click.option("--start", default=1.7e9, show_default=True, help="Time of the first packet (Unix seconds).")
 @click.option("--overwrite", is_flag=True, help="Replace captures the output already holds.")
 def export_command(flows_file, output, protocol, server_port, start, overwrite):
@@ -134,7 +138,9 @@ def export_command(flows_file, output, protocol, server_port, start, overwrite):
     if not overwrite and (target.is_file() or (target.is_dir() and any(target.rglob("*.pcap")))):
         raise NetsynthError(f"{output} already holds captures; use --overwrite to replace them, or choose another folder")
     written = export(flows, target, protocol, server_port, start, progress=track)
-    out.print(f"wrote {len(flows)} flows as {protocol.upper()} conversations in {len(written)} capture(s) under {output}")
+    how = f"{protocol.upper()} conversations" if flows.service is None else \
+        "conversations of their own protocol and server port"
+    out.print(f"wrote {len(flows)} flows as {how} in {len(written)} capture(s) under {output}")
 
 
 def refuse_overwrite(folder: Path, allowed: bool, what: str, other: str = "") -> None:

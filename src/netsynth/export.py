@@ -24,6 +24,7 @@ from netsynth.flows import FlowSet
 SERVER = "192.0.2.1"
 MACS = ("02:00:00:00:00:01", "02:00:00:00:00:02")  # client, server
 DEFAULT_IAT = 0.001
+PROTOCOL_NAMES = {6: "tcp", 17: "udp"}
 
 
 def client_address(index: int) -> tuple[str, int]:
@@ -99,7 +100,11 @@ def export(flows: FlowSet, out: str | Path, proto: str = "tcp", server_port: int
             for row in track(rows, len(rows), name):
                 n = int(lengths[row])
                 gaps = flows.iat[row, :n] if flows.iat is not None else np.full(n, DEFAULT_IAT)
-                packets, end = conversation(signed[row, :n], gaps, index, t, server_port, proto)
+                row_proto, row_port = proto, server_port
+                if flows.service is not None:  # the flow's own; a protocol other than TCP or UDP gets `proto`
+                    number, row_port = (int(x) for x in flows.service[row])
+                    row_proto = PROTOCOL_NAMES.get(number, proto)
+                packets, end = conversation(signed[row, :n], gaps, index, t, row_port, row_proto)
                 writer.write(packets)
                 index, t = index + 1, end + gap
             writer.close()

@@ -2,7 +2,9 @@
 
 A FlowSet holds n biflows cut to their first N packets: payload `size` (uint16 [n, N]), `direction`
 (int8 [n, N]: +1 upstream, -1 downstream, 0 padding), a class `label` per flow (from an ordered class
-list), an optional `group` (the capture or session a flow came from) and optional `iat` (float32 seconds).
+list), an optional `group` (the capture or session a flow came from), optional `iat` (float32 seconds since
+the flow's previous packet, 0 for the first) and optional `service` (int32 [n, 2]: the transport protocol
+number, 6 TCP or 17 UDP, and the server's port), which a replayable capture needs.
 On disk it is one Parquet file whose key-value metadata carries N, the class list and how it was made.
 """
 from __future__ import annotations
@@ -32,6 +34,7 @@ class FlowSet:
     classes: tuple[str, ...]
     group: np.ndarray | None = None  # object array of str [n]
     iat: np.ndarray | None = None
+    service: np.ndarray | None = None  # int32 [n, 2]: (protocol, server port)
     meta: dict = field(default_factory=dict)  # how the flows were made: options, sources, counts
 
     def __post_init__(self):
@@ -56,6 +59,10 @@ class FlowSet:
             self.iat = np.ascontiguousarray(self.iat, dtype=np.float32)
             if self.iat.shape != self.size.shape:
                 raise ValueError("iat must have the shape of size")
+        if self.service is not None:
+            self.service = np.ascontiguousarray(self.service, dtype=np.int32)
+            if self.service.shape != (n, 2):
+                raise ValueError("service must hold (protocol, server port) per flow")
         self._check_invariants()
 
     def _check_invariants(self):
@@ -74,14 +81,15 @@ class FlowSet:
     # construction -------------------------------------------------------------------------------------
     @classmethod
     def from_signed(cls, signed: np.ndarray, labels: Sequence[str], classes: Sequence[str] | None = None,
-                    group=None, iat=None, meta: dict | None = None) -> "FlowSet":
+                    group=None, iat=None, service=None, meta: dict | None = None) -> "FlowSet":
         """Build from signed lengths [n, N] (direction * size, 0 = padding). Zero-payload packets need `direction`."""
         signed = np.asarray(signed, dtype=np.int64)
-        return cls.from_labels(np.abs(signed), np.sign(signed), labels, classes=classes, group=group, iat=iat, meta=meta)
+        return cls.from_labels(np.abs(signed), np.sign(signed), labels, classes=classes, group=group, iat=iat,
+                               service=service, meta=meta)
 
     @classmethod
     def from_labels(cls, size, direction, labels: Sequence[str], classes: Sequence[str] | None = None,
-                    group=None, iat=None, meta: dict | None = None) -> "FlowSet":
+                    group=None, iat=None, service=None, meta: dict | None = None) -> "FlowSet":
         labels = np.asarray([str(x) for x in labels], dtype=object)
         if classes is None:
             classes = sorted(set(labels.tolist()))
@@ -90,7 +98,8 @@ class FlowSet:
         if missing:
             raise NetsynthError(f"labels {missing} are not in the class list")
         codes = np.fromiter((index[x] for x in labels), dtype=np.int32, count=len(labels))
-        return cls(np.asarray(size), np.asarray(direction), codes, tuple(classes), group=group, iat=iat, meta=meta or {})
+        return cls(np.asarray(size), np.asarray(direction), codes, tuple(classes), group=group, iat=iat,
+                   service=service, meta=meta or {})
 
     # views ----------------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -136,7 +145,8 @@ class FlowSet:
             index = index.astype(np.int64)
         return FlowSet(self.size[index], self.direction[index], self.codes[index], self.classes,
                        group=None if self.group is None else self.group[index],
-                       iat=None if self.iat is None else self.iat[index], meta=dict(self.meta))
+                       iat=None if self.iat is None else self.iat[index],
+                       service=None if self.service is None else self.service[index], meta=dict(self.meta))
 
     def select(self, classes: Iterable[str]) -> "FlowSet":
         """Keep only `classes` (in the order given); the class list shrinks to them."""
@@ -159,7 +169,7 @@ class FlowSet:
         if missing:
             raise NetsynthError(f"classes {missing} are not in the new class list")
         return FlowSet.from_labels(self.size, self.direction, self.label, classes=classes,
-                                   group=self.group, iat=self.iat, meta=dict(self.meta))
+                                   group=self.group, iat=self.iat, service=self.service, meta=dict(self.meta))
 
     @staticmethod
     def concat(flowsets: Sequence["FlowSet"]) -> "FlowSet":
@@ -170,16 +180,14 @@ class FlowSet:
         if len(Ns) > 1:
             raise NetsynthError(f"cannot concatenate flows with different packets per flow: {sorted(Ns)}")
         classes = list(dict.fromkeys(c for f in flowsets for c in f.classes))
-        groups = None
-        if all(f.group is not None for f in flowsets):
-            groups = np.concatenate([f.group for f in flowsets])
-        iat = None
-        if all(f.iat is not None for f in flowsets):
-            iat = np.concatenate([f.iat for f in flowsets])
+        def joined(name):  # a per-flow field survives only where every part has it
+            parts = [getattr(f, name) for f in flowsets]
+            return None if any(p is None for p in parts) else np.concatenate(parts)
         labels = np.concatenate([f.label for f in flowsets])
         return FlowSet.from_labels(np.concatenate([f.size for f in flowsets]),
-                                   np.concatenate([f.direction for f in flowsets]), labels,
-                                   classes=classes, group=groups, iat=iat, meta=dict(flowsets[0].meta))
+                                   np.concatenate([f.direction for f in flowsets]), labels, classes=classes,
+                                   group=joined("group"), iat=joined("iat"), service=joined("service"),
+                                   meta=dict(flowsets[0].meta))
 
     def split(self, test_size: float = 0.2, seed: int = 0) -> tuple["FlowSet", "FlowSet"]:
         """Train/test split: by group when groups exist (no group on both sides), else stratified by class.
@@ -244,6 +252,9 @@ class FlowSet:
             cols["group"] = pa.array(self.group.astype(str).tolist(), pa.string())
         if self.iat is not None:
             cols["iat"] = pa.FixedSizeListArray.from_arrays(pa.array(self.iat.ravel(), pa.float32()), N)
+        if self.service is not None:
+            cols["protocol"] = pa.array(self.service[:, 0], pa.uint8())
+            cols["server_port"] = pa.array(self.service[:, 1], pa.uint16())
         meta = {"n_packets": N, "classes": list(self.classes), **self.meta}
         return pa.table(cols).replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
 
@@ -291,13 +302,16 @@ class FlowSet:
             codes = np.array([classes.index(x) for x in label.to_pylist()], dtype=np.int32)
         group = np.array(table.column("group").to_pylist(), dtype=object) if "group" in table.column_names else None
         iat = matrix("iat", np.float32) if "iat" in table.column_names else None
+        service = None
+        if {"protocol", "server_port"} <= set(table.column_names):
+            service = np.stack([table.column(c).to_numpy() for c in ("protocol", "server_port")], axis=1)
         return cls(matrix("size", np.uint16), matrix("direction", np.int8), codes, tuple(classes),
-                   group=group, iat=iat, meta=meta)
+                   group=group, iat=iat, service=service, meta=meta)
 
     def equals(self, other: "FlowSet") -> bool:
-        """Same flows, classes, groups, iat and metadata (used by round-trip tests)."""
+        """Same flows, classes, groups, iat, services and metadata (used by round-trip tests)."""
         def same(a, b):
             return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
         return (self.classes == other.classes and same(self.size, other.size) and same(self.direction, other.direction)
                 and same(self.codes, other.codes) and same(self.group, other.group) and same(self.iat, other.iat)
-                and self.meta == other.meta)
+                and same(self.service, other.service) and self.meta == other.meta)

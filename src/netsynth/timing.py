@@ -1,4 +1,5 @@
-"""Packet timing: log-spaced inter-arrival-time bins, the per-class empirical timing model, timing fidelity.
+"""What a replayable capture needs beyond sizes: packet timing (log-spaced inter-arrival-time bins, the per-class
+empirical timing model, timing fidelity) and each flow's service (protocol and server port, drawn per class).
 
 The empirical model is a baseline (issue 11): for each class, packet position k and pair of directions
 (previous packet, this packet) it keeps the histogram of the inter-arrival time (IAT) over log-spaced bins and
@@ -97,6 +98,30 @@ def jsd_duration(real: FlowSet, synth: FlowSet) -> float:
     def hist(f: FlowSet):
         return Counter(bins(np.where(f.direction != 0, f.iat, 0).sum(axis=1)).tolist())
     return jsd(hist(real), hist(synth))
+
+
+class EmpiricalServices:
+    """p(protocol, server port | class): the training flows' services, drawn in proportion to their counts."""
+
+    def __init__(self, table: np.ndarray):
+        self.table = table  # int64 [m, 4]: class code, protocol, port, count
+
+    @classmethod
+    def fit(cls, flows: FlowSet) -> "EmpiricalServices":
+        rows, counts = np.unique(np.column_stack([flows.codes, flows.service]), axis=0, return_counts=True)
+        return cls(np.column_stack([rows, counts]).astype(np.int64))
+
+    def draw(self, codes: np.ndarray, seed: int) -> np.ndarray:
+        """(protocol, port) [n, 2] for flows of classes `codes`; a class never seen gets TCP 443."""
+        rng = np.random.default_rng([seed, 2])
+        out = np.tile(np.array([6, 443], np.int32), (len(codes), 1))
+        for c in np.unique(codes):
+            mine = self.table[self.table[:, 0] == c]
+            rows = np.flatnonzero(codes == c)
+            if len(mine):
+                pick = rng.choice(len(mine), size=len(rows), p=mine[:, 3] / mine[:, 3].sum())
+                out[rows] = mine[pick, 1:3]
+        return out
 
 
 TIMING_METRICS = {"jsd_log_iat": jsd_log_iat, "jsd_duration": jsd_duration}

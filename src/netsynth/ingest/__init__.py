@@ -138,8 +138,8 @@ def ingest(paths: Sequence[str | os.PathLike], options: IngestOptions = IngestOp
         # several files: each is a capture or session, the group of its flows unless a column names one, so
         # that splits keep a capture on one side (as for pcaps); one file alone has no such structure to keep
         file_group = _group_name(path, root) if len(others) > 1 else None
-        for sizes, dirs, label, group, iat in records:
-            builder.add(sizes, dirs, label, file_group if group is None else group, iat)
+        for sizes, dirs, label, group, iat, service in records:
+            builder.add(sizes, dirs, label, file_group if group is None else group, iat, service)
         report.inputs_read.append(str(path))
         measures.append(_lengths_measure(kind, cesnet, columns))
 
@@ -165,9 +165,9 @@ def ingest(paths: Sequence[str | os.PathLike], options: IngestOptions = IngestOp
             group = _group_name(path, root)
             # by default the folder names the class: the MIRAGE and IoT Sentinel layout data/<label>/*.pcap
             file_label = rule.for_file(path) if rule.kind == "map" else path.parent.name
-            for sizes, dirs, iat, app in flows:
+            for sizes, dirs, iat, app, service in flows:
                 label = (None if app in UNKNOWN_NDPI else app) if want_ndpi else file_label
-                builder.add(sizes, dirs, label, group, iat)
+                builder.add(sizes, dirs, label, group, iat, service)
 
     if not report.inputs_read:
         reasons = "; ".join(f"{p}: {r}" for p, r in report.skipped[:3])

@@ -49,9 +49,11 @@ class FlowBuilder:
         self._iat: list[np.ndarray | None] = []
         self._labels: list[str] = []
         self._groups: list[str | None] = []
+        self._services: list[tuple[int, int] | None] = []
 
-    def add(self, sizes, directions, label: str | None, group: str | None, iat=None) -> None:
-        """One biflow: payload sizes and directions (+1/-1) of its packets in order; iat in seconds or None."""
+    def add(self, sizes, directions, label: str | None, group: str | None, iat=None, service=None) -> None:
+        """One biflow: payload sizes and directions (+1/-1) of its packets in order; iat in seconds or None;
+        service (protocol number, server port) or None."""
         self.report.flows_seen += 1
         sizes = np.asarray(sizes, dtype=np.int64)
         directions = np.asarray(directions, dtype=np.int64)
@@ -86,6 +88,7 @@ class FlowBuilder:
             self._iat.append(None)
         self._labels.append(str(label))
         self._groups.append(group)
+        self._services.append(None if service is None else (int(service[0]), int(service[1])))
 
     def build(self, min_flows: int = 1, meta: dict | None = None) -> FlowSet:
         counts = Counter(self._labels)
@@ -101,11 +104,15 @@ class FlowBuilder:
         iat = None
         if all(self._iat[i] is not None for i in keep):
             iat = np.stack([self._iat[i] for i in keep])
+        service = None
+        if all(self._services[i] is not None for i in keep):
+            service = np.array([self._services[i] for i in keep], dtype=np.int32)
         self.report.flows_kept = len(keep)
         meta = {"options": {"n_packets": self.options.n_packets, "keep_empty": self.options.keep_empty,
                             "max_size": self.options.max_size, "min_flows": min_flows}, **(meta or {})}
         return FlowSet.from_labels(np.stack([self._size[i] for i in keep]), np.stack([self._direction[i] for i in keep]),
-                                   labels, classes=sorted(set(labels)), group=groups, iat=iat, meta=meta)
+                                   labels, classes=sorted(set(labels)), group=groups, iat=iat, service=service,
+                                   meta=meta)
 
     def summary_line(self) -> str:
         r = self.report

@@ -20,7 +20,8 @@ def looks_like_mirage(head: str) -> bool:
 
 
 def read_mirage(path: Path, rule: LabelRule):
-    """Yield (sizes, directions, label, group, iat) per biflow; the group is the capture (the file)."""
+    """Yield (sizes, directions, label, group, iat, service) per biflow; the group is the capture (the file); the
+    service (protocol, server port) comes from the biflow key "client ip,client port,server ip,server port,proto"."""
     try:
         with open(path) as f:
             doc = json.load(f)
@@ -45,4 +46,12 @@ def read_mirage(path: Path, rule: LabelRule):
                 raise NetsynthError(f"{path}: biflow {key!r} has no flow_metadata.{column}")
             label = metadata[column]
         dirs = [1 if d == 0 else -1 for d in packets["packet_dir"]]
-        yield packets["L4_payload_bytes"], dirs, label, path.name, packets.get("iat")
+        yield packets["L4_payload_bytes"], dirs, label, path.name, packets.get("iat"), _service(key)
+
+
+def _service(key: str) -> tuple[int, int] | None:
+    parts = str(key).split(",")
+    try:
+        return (int(parts[4]), int(parts[3])) if len(parts) == 5 else None
+    except ValueError:
+        return None

@@ -104,7 +104,7 @@ def _prefix_copy(path: Path, end: int, folder: str) -> Path:
 
 
 def read_capture(path: str, n_packets: int, keep_empty: bool, want_ndpi: bool) -> tuple[list[tuple], str | None]:
-    """Biflows of one capture as (sizes, directions, iat_seconds, application_name) tuples, and a note where the
+    """Biflows of one capture as (sizes, directions, iat_seconds, application_name, (protocol, server port)) tuples, and a note where the
     capture is damaged part-way: its packets before the damage are read (flows that the damage cuts are kept as
     they are, with the packets read), and the note says where reading stopped and what was kept.
 
@@ -136,7 +136,7 @@ def _meter(p: Path, source: Path, n_packets: int, keep_empty: bool, want_ndpi: b
             k = f.splt_direction.index(-1) if -1 in f.splt_direction else len(f.splt_direction)
             dirs = [1 if d == 0 else -1 for d in f.splt_direction[:k]]
             iat = [ms / 1000.0 for ms in f.splt_piat_ms[:k]]
-            flows.append((f.splt_ps[:k], dirs, iat, f.application_name if want_ndpi else None))
+            flows.append((f.splt_ps[:k], dirs, iat, f.application_name if want_ndpi else None, (f.protocol, f.dst_port)))
     except ValueError as e:
         raise NetsynthError(f"{p}: cannot read capture ({e})") from None
     return flows

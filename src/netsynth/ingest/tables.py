@@ -23,6 +23,28 @@ class TableColumns:
     group: str | None = None
     iat: str | None = None  # seconds since the flow's previous packet, per packet
     timestamp: str | None = None  # per-packet times in seconds (any origin); inter-arrival times are their differences
+    protocol: str | None = None  # transport protocol: a number (6, 17) or a name (TCP, UDP)
+    port: str | None = None  # the server's port
+
+
+PROTOCOLS = {"tcp": 6, "udp": 17}
+
+
+def _services(df: pd.DataFrame, path: Path, protocol: str | None, port: str | None) -> list:
+    """Per flow (protocol number, server port), or None without both columns."""
+    if not (protocol and port):
+        if protocol or port:
+            raise NetsynthError("--protocol-column and --port-column go together")
+        return [None] * len(df)
+    out = []
+    for proto, number in zip(_require(df, path, protocol), _require(df, path, port)):
+        try:
+            value = PROTOCOLS.get(str(proto).strip().lower()) or int(float(proto))
+            out.append((value, int(float(number))))
+        except (TypeError, ValueError):
+            raise NetsynthError(f"{path}: protocol {proto!r} / port {number!r} is not a protocol (number, TCP or "
+                                "UDP) and a port number") from None
+    return out
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -84,14 +106,15 @@ def _require(df: pd.DataFrame, path: Path, column: str):
 def read_cesnet(df: pd.DataFrame, path: Path, rule: LabelRule):
     """CESNET DataZoo: PPI = [IPT (ms), DIR (+1/-1, 0 = padding), SIZE (payload), optional PUSH] per flow."""
     labels = _labels(df, path, rule, ["APP", "CATEGORY"])
+    services = _services(df, path, *(("PROTOCOL", "DST_PORT") if {"PROTOCOL", "DST_PORT"} <= set(df.columns) else (None, None)))
     if "PPI" in df.columns:
-        for ppi, label in zip(df["PPI"], labels):
+        for ppi, label, service in zip(df["PPI"], labels, services):
             rows = [_as_list(r, path, "PPI") for r in _as_list(ppi, path, "PPI")]
             if len(rows) < 3:
                 raise NetsynthError(f"{path}: PPI must hold rows IPT, DIR, SIZE")
             ipt, dirs, sizes = (np.asarray(r, dtype=np.float64) for r in rows[:3])
             real = dirs != 0
-            yield sizes[real].astype(np.int64), dirs[real], label, None, ipt[real] / 1000.0
+            yield sizes[real].astype(np.int64), dirs[real], label, None, ipt[real] / 1000.0, service
     else:
         k = max(i for i in range(1, CESNET_FLAT + 1) if f"SIZE_{i}" in df.columns)
         sizes = np.stack([_require(df, path, f"SIZE_{i}").to_numpy(np.float64) for i in range(1, k + 1)], 1)
@@ -100,7 +123,8 @@ def read_cesnet(df: pd.DataFrame, path: Path, rule: LabelRule):
         ipt = np.stack([df[f"IPT_{i}"].to_numpy(np.float64) for i in range(1, k + 1)], 1) if has_ipt else None
         for j, label in enumerate(labels):
             real = np.nan_to_num(dirs[j]) != 0
-            yield sizes[j, real].astype(np.int64), dirs[j, real], label, None, None if ipt is None else ipt[j, real] / 1000.0
+            yield (sizes[j, real].astype(np.int64), dirs[j, real], label, None,
+                   None if ipt is None else ipt[j, real] / 1000.0, services[j])
 
 
 def _timing(df: pd.DataFrame, path: Path, columns: TableColumns) -> list:
@@ -131,19 +155,20 @@ def read_sequences(df: pd.DataFrame, path: Path, rule: LabelRule, columns: Table
     labels = _labels(df, path, rule, [])
     groups = [str(g) for g in _require(df, path, columns.group)] if columns.group else [None] * len(df)
     times = _timing(df, path, columns)
+    services = _services(df, path, columns.protocol, columns.port)
     if columns.size or columns.direction:
         if not (columns.size and columns.direction):
             raise NetsynthError("--size-column and --direction-column go together")
         pairs = zip(_require(df, path, columns.size), _require(df, path, columns.direction))
-        for (s, d), label, group, iat in zip(pairs, labels, groups, times):
+        for (s, d), label, group, iat, service in zip(pairs, labels, groups, times, services):
             sizes = np.asarray(_as_list(s, path, columns.size), dtype=np.int64)
             yield (sizes, np.asarray(_as_list(d, path, columns.direction), dtype=np.int64), label, group,
-                   _matched(iat, len(sizes), path, columns))
+                   _matched(iat, len(sizes), path, columns), service)
         return
     name = columns.sequence
     if name is None:
         raise NetsynthError(f"{path}: name the column of signed lengths with --sequence-column "
                             f"(or --size-column and --direction-column); columns are {list(df.columns)}")
-    for seq, label, group, iat in zip(_require(df, path, name), labels, groups, times):
+    for seq, label, group, iat, service in zip(_require(df, path, name), labels, groups, times, services):
         signed = np.asarray(_as_list(seq, path, name), dtype=np.int64)
-        yield np.abs(signed), np.sign(signed), label, group, _matched(iat, len(signed), path, columns)
+        yield np.abs(signed), np.sign(signed), label, group, _matched(iat, len(signed), path, columns), service

@@ -22,7 +22,7 @@ from netsynth.fileio import atomic_path
 from netsynth.flows import FlowSet
 from netsynth.models import registry
 from netsynth.models.options import FitOptions, SampleOptions, resolve_options
-from netsynth.timing import EmpiricalTiming
+from netsynth.timing import EmpiricalServices, EmpiricalTiming
 
 CONFIG_FILE, WEIGHTS_FILE, TIMING_FILE = "config.json", "model.safetensors", "timing.safetensors"
 TIMING_MODEL = "empirical: per class, packet position and direction pair (netsynth.timing)"
@@ -55,11 +55,13 @@ class Generator:
         self.config = self.Config(**settings)
         self.classes_: tuple[str, ...] | None = None
         self.timing_: EmpiricalTiming | None = None
+        self.services_: EmpiricalServices | None = None
 
     # the interface -------------------------------------------------------------------------------------
     def fit(self, train: FlowSet, **options) -> "Generator":
         """Learn from `train`; `options` are FitOptions (epochs, batch_size, lr, seed, device, checkpoint_dir, ...),
-        and `timing=True` for every kind: the flows it samples then carry inter-arrival times (netsynth.timing)."""
+        and `timing=True` for every kind: the flows it samples then carry inter-arrival times, and services
+        (protocol, server port) where `train` has them (netsynth.timing)."""
         timing = options.pop("timing", None)
         if options.get("epochs") is not None and options.get("min_steps") is None and "min_steps" in self.train_options:
             options = {**options, "min_steps": 0}  # epochs asked for are the cap, not raised by a kind's min_steps
@@ -77,6 +79,7 @@ class Generator:
         self.max_size_ = max(self.max_size_, int(train.size.max()))
         self.data_hash_ = data_hash(train)
         self.timing_ = EmpiricalTiming.fit(train) if timing else None
+        self.services_ = EmpiricalServices.fit(train) if timing and train.service is not None else None
         self._fit(train, options)
         return self
 
@@ -107,6 +110,8 @@ class Generator:
         flows = self._sample(codes, seed, options)
         if self.timing_ is not None:
             flows.iat = self.timing_.draw(flows, seed)
+        if self.services_ is not None:
+            flows.service = self.services_.draw(codes, seed)
         assert flows.classes == self.classes_ and np.array_equal(flows.codes, codes)
         assert (flows.size[flows.direction != 0] >= 1).all() and flows.size.max() <= self.max_size_
         flows.meta = {"generator": self.kind, "seed": seed}
@@ -124,7 +129,8 @@ class Generator:
             save_file({k: np.ascontiguousarray(v) for k, v in self._state().items()}, str(tmp))
         if self.timing_ is not None:
             with atomic_path(path / TIMING_FILE) as tmp:
-                save_file({"table": self.timing_.table}, str(tmp))
+                save_file({"table": self.timing_.table,
+                           **({"services": self.services_.table} if self.services_ is not None else {})}, str(tmp))
         with atomic_path(path / CONFIG_FILE) as tmp:
             tmp.write_text(json.dumps(config, indent=2))
         return path
@@ -215,7 +221,9 @@ def load(path: str | os.PathLike) -> Generator:
     try:
         model = KINDS[kind].load().from_config(config, state)
         if config.get("timing"):
-            model.timing_ = EmpiricalTiming(load_file(str(path / TIMING_FILE))["table"])
+            tables = load_file(str(path / TIMING_FILE))
+            model.timing_ = EmpiricalTiming(tables["table"])
+            model.services_ = EmpiricalServices(tables["services"]) if "services" in tables else None
         return model
     except (KeyError, RuntimeError, ValueError, TypeError, OSError) as e:
         raise NetsynthError(f"{path}: config and weights do not match a {kind} model ({str(e).splitlines()[0]})") from None
