@@ -9,6 +9,7 @@ from decoder import biflows
 from netsynth.export import export
 from netsynth.flows import FlowSet
 from netsynth.ingest import IngestOptions, ingest
+from conftest import SHARED_DATA, requires_shared
 from test_cli_ingest import error_line, run
 
 
@@ -86,3 +87,19 @@ def test_timed_flows_keep_their_inter_arrival_times_and_services_through_pcap(tm
     starts = np.cumsum(bulk.length)[:-1]  # the first packet of each flow follows the previous flow's end
     gaps = np.delete(np.diff(stamps), starts - 1)
     assert np.allclose(gaps, flows_gaps, atol=1.5e-6)
+
+
+@requires_shared
+def test_llama_with_timing_on_real_flows_round_trips_through_pcap(tmp_path):
+    from netsynth.ingest import TableColumns
+    from netsynth.models.registry import KINDS
+    real, _ = ingest([SHARED_DATA / "tiissrc23" / "test.json"], label_from="column:label",
+                     columns=TableColumns(sequence="direction_length", timestamp="timestamp"))
+    model = netsynth.create("llama", **KINDS["llama"].tiny).fit(real, timing=True, epochs=1, min_steps=100, batch_size=64)
+    synth = model.sample(n_per_class=5, seed=0)
+    assert synth.iat is not None and (synth.iat[:, 1:][synth.direction[:, 1:] != 0] > 0).any()
+    export(synth, tmp_path / "pcaps")
+    back, _ = ingest([tmp_path / "pcaps"], IngestOptions(n_packets=synth.n_packets, max_size=1500), workers=1)
+    for c in synth.classes:
+        a, b = back.select([c]), synth.select([c])
+        assert np.array_equal(a.signed, b.signed) and np.abs(a.iat - b.iat).max() <= 1e-3 + 1e-6

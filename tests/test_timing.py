@@ -79,3 +79,18 @@ def test_train_with_timing_then_generate_and_evaluate_from_the_command_line(caps
     code, out, _ = run(capsys, "evaluate", "--real", str(tmp_path / "test.parquet"), "--train", str(tmp_path / "train.parquet"),
                        "--synthetic", str(tmp_path / "s.parquet"))
     assert code == 0 and "jsd_log_iat" in out and "jsd_duration" in out
+
+
+@pytest.mark.parametrize("kind", ["llama", "mamba"])
+def test_sequence_models_learn_gaps_with_a_head_of_their_own(kind, tmp_path):
+    from netsynth.models.registry import KINDS
+    train = timed_flows(200)
+    model = netsynth.create(kind, **KINDS[kind].tiny).fit(train, timing=True, epochs=1, min_steps=300, batch_size=64)
+    assert model.timing_ is None and "iat_head.weight" in model.module_.state_dict()
+    synth = model.sample(n_per_class=300, seed=0)
+    assert (synth.iat[:, 0] == 0).all() and (synth.iat[synth.direction == 0] == 0).all()
+    assert timing_fidelity(train, synth)["macro"]["jsd_log_iat"] < 0.05  # untrained: about 0.9
+    back = netsynth.load(model.save(tmp_path / "m"))
+    assert np.array_equal(back.sample(n_per_class=300, seed=0).iat, synth.iat)
+    with pytest.raises(NetsynthError, match="--timing with --dp-epsilon"):
+        netsynth.create(kind, **KINDS[kind].tiny).fit(train, timing=True, dp_epsilon=4.0)

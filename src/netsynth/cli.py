@@ -182,7 +182,8 @@ def parse_settings(pairs) -> dict:
               help="Seconds between checkpoints; one follows the last epoch [default: 30; 0: every epoch].")
 @click.option("--overwrite", is_flag=True, help="Replace a model the output folder already holds.")
 @click.option("--timing", is_flag=True,
-              help="Sampled flows carry inter-arrival times (a per-class empirical timing model; every kind).")
+              help="Sampled flows carry inter-arrival times and services: llama and mamba learn gaps with a head of "
+                   "their own, other kinds draw them from a per-class empirical model.")
 @click.option("--dp-epsilon", type=float, default=None, help="Train with DP-SGD (Opacus) to this epsilon (llama, mamba, cvae).")
 @click.option("--dp-delta", type=float, default=None, help="DP delta [default: 1 / (10 x training flows)].")
 @click.option("--dp-max-grad-norm", type=float, default=None, help="DP-SGD's per-flow gradient bound [default: 1.0].")

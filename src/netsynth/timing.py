@@ -78,12 +78,16 @@ class EmpiricalTiming:
         keep = cols > 0
         rows, cols = rows[keep], cols[keep]
         p = self.table[flows.codes[rows], cols, _direction_pairs(flows.direction)[rows, cols]]
-        b = np.minimum((rng.random(len(rows))[:, None] > np.cumsum(p, axis=1)).sum(1), N_BINS - 1)
-        low = np.log(np.r_[EDGES[0], EDGES][b])
-        high = np.log(np.r_[EDGES, EDGES[-1] * 10][b])
-        value = np.exp(low + rng.random(len(rows)) * (high - low))
-        iat[rows, cols] = np.where(b == 0, 0.0, value)
+        iat[rows, cols] = draw_seconds(p, rng)
         return iat.astype(np.float32)
+
+
+def draw_seconds(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One time per row of bin probabilities [m, N_BINS]: a bin by inverse CDF, then a value log-uniform in it
+    (0 for the bin under a microsecond)."""
+    b = np.minimum((rng.random(len(probs))[:, None] > np.cumsum(probs, axis=1)).sum(1), N_BINS - 1)
+    low, high = np.log(np.r_[EDGES[0], EDGES][b]), np.log(EDGES[b])
+    return np.where(b == 0, 0.0, np.exp(low + rng.random(len(probs)) * (high - low)))
 
 
 def jsd_log_iat(real: FlowSet, synth: FlowSet) -> float:

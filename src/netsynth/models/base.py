@@ -22,10 +22,11 @@ from netsynth.fileio import atomic_path
 from netsynth.flows import FlowSet
 from netsynth.models import registry
 from netsynth.models.options import FitOptions, SampleOptions, resolve_options
-from netsynth.timing import EmpiricalServices, EmpiricalTiming
+from netsynth.timing import EmpiricalServices, EmpiricalTiming, require_timing
 
 CONFIG_FILE, WEIGHTS_FILE, TIMING_FILE = "config.json", "model.safetensors", "timing.safetensors"
 TIMING_MODEL = "empirical: per class, packet position and direction pair (netsynth.timing)"
+LEARNED_TIMING = "learned: an inter-arrival-time head over the model's hidden state at each packet"
 # options that netsynth 0.1.0 saved in config.json; dropped when such a model is loaded
 LEGACY_OPTIONS = {f.name for f in dataclasses.fields(FitOptions)} | {"temperature", "top_k", "sample_batch_size",
                                                                      "sample_steps", "sampler"}
@@ -46,6 +47,7 @@ class Generator:
     train_options: ClassVar[frozenset[str]] = frozenset()  # the FitOptions this kind uses
     sample_options: ClassVar[frozenset[str]] = frozenset()  # the SampleOptions this kind uses
     train_defaults: ClassVar[dict] = {}  # this kind's own defaults of FitOptions
+    learns_timing: ClassVar[bool] = False  # with timing=True: learns inter-arrival times itself (else: empirical)
 
     def __init__(self, **settings):
         names = [f.name for f in dataclasses.fields(self.Config)]
@@ -56,6 +58,7 @@ class Generator:
         self.classes_: tuple[str, ...] | None = None
         self.timing_: EmpiricalTiming | None = None
         self.services_: EmpiricalServices | None = None
+        self.learned_timing_ = False
 
     # the interface -------------------------------------------------------------------------------------
     def fit(self, train: FlowSet, **options) -> "Generator":
@@ -78,7 +81,12 @@ class Generator:
         self.max_size_ = int(train.meta.get("options", {}).get("max_size", 1500))
         self.max_size_ = max(self.max_size_, int(train.size.max()))
         self.data_hash_ = data_hash(train)
-        self.timing_ = EmpiricalTiming.fit(train) if timing else None
+        if timing:
+            require_timing(train, "the training flows")
+            if options.dp_epsilon is not None:
+                raise NetsynthError("--timing with --dp-epsilon: the timing models are not trained privately; drop one")
+        self.learned_timing_ = bool(timing) and self.learns_timing
+        self.timing_ = EmpiricalTiming.fit(train) if timing and not self.learns_timing else None
         self.services_ = EmpiricalServices.fit(train) if timing and train.service is not None else None
         self._fit(train, options)
         return self
@@ -124,13 +132,15 @@ class Generator:
         config = {"kind": self.kind, "settings": dataclasses.asdict(self.config), "classes": list(self.classes_),
                   "n_packets": self.n_packets_, "max_size": self.max_size_, "data_hash": self.data_hash_,
                   "netsynth_version": _version(), "differential_privacy": getattr(self, "privacy_", None),
-                  "timing": None if self.timing_ is None else TIMING_MODEL, **self._extra_config()}
+                  "timing": LEARNED_TIMING if self.learned_timing_ else TIMING_MODEL if self.timing_ else None,
+                  **self._extra_config()}
         with atomic_path(path / WEIGHTS_FILE) as tmp:
             save_file({k: np.ascontiguousarray(v) for k, v in self._state().items()}, str(tmp))
-        if self.timing_ is not None:
+        tables = {**({"table": self.timing_.table} if self.timing_ is not None else {}),
+                  **({"services": self.services_.table} if self.services_ is not None else {})}
+        if tables:
             with atomic_path(path / TIMING_FILE) as tmp:
-                save_file({"table": self.timing_.table,
-                           **({"services": self.services_.table} if self.services_ is not None else {})}, str(tmp))
+                save_file(tables, str(tmp))
         with atomic_path(path / CONFIG_FILE) as tmp:
             tmp.write_text(json.dumps(config, indent=2))
         return path
@@ -142,6 +152,7 @@ class Generator:
         model.classes_ = tuple(config["classes"])
         model.n_packets_, model.max_size_, model.data_hash_ = config["n_packets"], config["max_size"], config["data_hash"]
         model.privacy_ = config.get("differential_privacy")
+        model.learned_timing_ = config.get("timing") == LEARNED_TIMING
         model._restore(config, state)
         return model
 
@@ -221,8 +232,9 @@ def load(path: str | os.PathLike) -> Generator:
     try:
         model = KINDS[kind].load().from_config(config, state)
         if config.get("timing"):
-            tables = load_file(str(path / TIMING_FILE))
-            model.timing_ = EmpiricalTiming(tables["table"])
+            tables = load_file(str(path / TIMING_FILE)) if config["timing"] == TIMING_MODEL or \
+                (path / TIMING_FILE).is_file() else {}
+            model.timing_ = EmpiricalTiming(tables["table"]) if "table" in tables else None
             model.services_ = EmpiricalServices(tables["services"]) if "services" in tables else None
         return model
     except (KeyError, RuntimeError, ValueError, TypeError, OSError) as e:

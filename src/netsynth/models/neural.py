@@ -32,6 +32,10 @@ class NeuralGenerator(Generator):
     def _build(self) -> torch.nn.Module:
         raise NotImplementedError
 
+    def _extend(self, module: torch.nn.Module) -> torch.nn.Module:
+        """Parts a kind adds to the module it builds (llama and mamba: the timing head)."""
+        return module
+
     def _tensors(self, train: FlowSet) -> tuple[torch.Tensor, ...]:
         raise NotImplementedError
 
@@ -50,7 +54,7 @@ class NeuralGenerator(Generator):
             raise NetsynthError(f"{self.kind} does not train with differential privacy (llama, mamba and cvae do)")
         self._prepare(train)
         torch.manual_seed(options.seed)
-        self.module_ = self._build()
+        self.module_ = self._extend(self._build())
         shown = options.verbose or options.progress
         log = (lambda msg: print(msg, file=sys.stderr)) if shown and is_main_process() else None
         device = resolve_device(options.device)
@@ -75,7 +79,7 @@ class NeuralGenerator(Generator):
 
     def _restore(self, config: dict, state: dict[str, np.ndarray]) -> None:
         self._restore_codec(config)
-        self.module_ = self._build()
+        self.module_ = self._extend(self._build())
         self.module_.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
         self.module_.eval()
 

@@ -21,12 +21,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from netsynth import timing
 from netsynth.codecs.tokens import EOS, PAD, TokenCodec
 from netsynth.errors import NetsynthError
 from netsynth.flows import FlowSet
 from netsynth.models.neural import NeuralGenerator
 from netsynth.models.options import SampleOptions
 from netsynth.train import resolve_device
+
+IGNORE = -100  # a target without a loss (cross_entropy's ignore_index)
 
 
 @dataclass
@@ -36,6 +39,7 @@ class TokenSettings:
 
 class CausalLMGenerator(NeuralGenerator):
     sample_options = frozenset({"temperature", "top_k", "batch_size", "device"})
+    learns_timing = True
     # 10 epochs at 3e-3 brought llama's JSDs on IoT Sentinel to the real-vs-real floor; 1e-3 needs 3x more
     train_defaults = {"lr": 3e-3, "min_steps": 2000}
 
@@ -48,17 +52,36 @@ class CausalLMGenerator(NeuralGenerator):
     def _extra_config(self) -> dict:
         return {"codec": self.codec_.to_dict()}
 
-    def _tensors(self, train: FlowSet):
-        return (torch.from_numpy(self.codec_.encode(train)),)
+    def _extend(self, module):
+        # Timing (--timing): a linear head reads the hidden state at each packet's own token and gives the
+        # distribution of that packet's inter-arrival time over log-spaced bins (netsynth.timing), so a gap
+        # depends on the class and on every size so far, this one included; sizes do not depend on gaps.
+        if self.learned_timing_:
+            module.iat_head = torch.nn.Linear(module.config.hidden_size, timing.N_BINS)
+        return module
 
-    def _loss(self, module, ids):
+    def _tensors(self, train: FlowSet):
+        ids = torch.from_numpy(self.codec_.encode(train))
+        if not self.learned_timing_:
+            return (ids,)
+        target = timing.bins(train.iat)
+        target[(train.direction == 0) | (np.arange(train.n_packets) == 0)] = IGNORE  # no gap before a first packet
+        return ids, torch.from_numpy(target)
+
+    def _loss(self, module, ids, iat_bins=None):
         # The output layer runs only where there is a token to predict: most positions of short flows are
         # <PAD>, and the vocabulary-wide projection is the largest matmul (1.5x faster training on IoT Sentinel).
-        hidden = module.base_model(input_ids=ids).last_hidden_state[:, :-1]
+        states = module.base_model(input_ids=ids).last_hidden_state
+        hidden = states[:, :-1]
         target = ids[:, 1:]
         keep = target != PAD
         logits = module.get_output_embeddings()(hidden[keep]).float()
-        return F.cross_entropy(logits, target[keep])
+        loss = F.cross_entropy(logits, target[keep])
+        if iat_bins is None:
+            return loss
+        at_packets = states[:, 1:1 + iat_bins.shape[1]]  # position k holds packet k (position 0: the class)
+        known = iat_bins != IGNORE
+        return loss + F.cross_entropy(module.iat_head(at_packets[known]).float(), iat_bins[known])
 
     @torch.inference_mode()
     def log_likelihood(self, flows: FlowSet, batch_size: int = 1024) -> np.ndarray:
@@ -85,9 +108,32 @@ class CausalLMGenerator(NeuralGenerator):
         return (per_token.sum(1) / (target != PAD).sum(1).clamp(min=1)).mean()
 
     def _sample(self, codes: np.ndarray, seed: int, options: SampleOptions) -> FlowSet:
+        device = resolve_device(options.device)
         tokens = sample_tokens(self.module_, self.codec_, codes, seed=seed, temperature=options.temperature,
-                               top_k=options.top_k, batch_size=options.batch_size, device=resolve_device(options.device))
-        return self.codec_.decode(tokens, codes)
+                               top_k=options.top_k, batch_size=options.batch_size, device=device)
+        flows = self.codec_.decode(tokens, codes)
+        if self.learned_timing_:
+            flows.iat = self._draw_iat(tokens, codes, flows.direction != 0, seed, options.batch_size, device)
+        return flows
+
+    @torch.inference_mode()
+    def _draw_iat(self, tokens: np.ndarray, codes: np.ndarray, real: np.ndarray, seed: int, batch_size: int,
+                  device) -> np.ndarray:
+        """Gaps [n, N] in seconds for sampled `tokens` [n, N]: one full pass over each flow's tokens (exactly the
+        prefixes the head saw in training), then a bin per packet and a value inside it (netsynth.timing)."""
+        rng = np.random.default_rng([seed, 1])
+        module = self.module_.to(device)
+        iat = np.zeros(tokens.shape, dtype=np.float32)
+        for start in range(0, len(codes), batch_size):
+            rows = slice(start, start + batch_size)
+            ids = np.concatenate([self.codec_.class_token(codes[rows])[:, None], tokens[rows]], axis=1)
+            states = module.base_model(input_ids=torch.from_numpy(ids).to(device)).last_hidden_state
+            probs = module.iat_head(states[:, 1:]).float().softmax(-1).cpu().numpy()
+            mask = real[rows].copy()
+            mask[:, 0] = False
+            block = iat[rows]
+            block[mask] = timing.draw_seconds(probs[mask], rng)
+        return iat
 
 
 CACHE_ARGUMENTS = ("cache", "past_key_values", "cache_params")  # the cache's keyword in transformers 5.x, newest first
