@@ -189,3 +189,18 @@ def test_diffusion_with_classifier_free_guidance_and_ddim(small_train):
     assert_valid(model.sample(n_per_class=4, seed=0, sampler="ddim", steps=3), small_train.n_packets, 1500)
     with pytest.raises(NetsynthError, match="sampler must be one of"):
         model.sample(n_per_class=1, sampler="euler")
+
+
+@pytest.mark.parametrize("kind", ["llama", "mamba"])
+def test_saved_weights_load_into_the_plain_transformers_model(kind, fitted, tmp_path):
+    """model.safetensors is a transformers checkpoint: the plain *ForCausalLM class takes it, key for key."""
+    import torch
+    import transformers
+    from safetensors.torch import load_file
+    model = fitted[kind]
+    model.save(tmp_path / kind)
+    plain = getattr(transformers, type(model.module_).__name__)(model.module_.config)
+    plain.load_state_dict(load_file(tmp_path / kind / "model.safetensors"), strict=True)
+    ids = torch.from_numpy(model.codec_.encode(model.sample(n_per_class=2, seed=0)))
+    with torch.inference_mode():
+        assert torch.equal(plain.eval()(input_ids=ids).logits, model.module_(input_ids=ids).logits)
