@@ -50,6 +50,9 @@ def test_every_kind_trained_with_timing_samples_timed_flows_that_survive_save_an
     assert untimed.iat is None and np.array_equal(synth.signed, untimed.signed)  # timing draws from a stream of its own
     back = netsynth.load(model.save(tmp_path / "m")).sample(n_per_class=50, seed=3)
     assert np.array_equal(back.iat, synth.iat)
+    (tmp_path / "m" / "timing.safetensors").unlink()
+    with pytest.raises(NetsynthError, match="config.json names a timing model but timing.safetensors is missing"):
+        netsynth.load(tmp_path / "m")
     assert timing_fidelity(train, synth)["macro"]["jsd_log_iat"] < 0.1
     with pytest.raises(NetsynthError, match="the training flows carry no inter-arrival times"):
         netsynth.create("markov").fit(untimed, timing=True)

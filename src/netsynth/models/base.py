@@ -231,11 +231,11 @@ def load(path: str | os.PathLike) -> Generator:
         raise NetsynthError(f"{path / WEIGHTS_FILE}: damaged weights ({e})") from None
     try:
         model = KINDS[kind].load().from_config(config, state)
-        if config.get("timing"):
-            tables = load_file(str(path / TIMING_FILE)) if config["timing"] == TIMING_MODEL or \
-                (path / TIMING_FILE).is_file() else {}
-            model.timing_ = EmpiricalTiming(tables["table"]) if "table" in tables else None
-            model.services_ = EmpiricalServices(tables["services"]) if "services" in tables else None
-        return model
+        tables = load_file(str(path / TIMING_FILE)) if (path / TIMING_FILE).is_file() else {}
     except (KeyError, RuntimeError, ValueError, TypeError, OSError) as e:
         raise NetsynthError(f"{path}: config and weights do not match a {kind} model ({str(e).splitlines()[0]})") from None
+    if config.get("timing") == TIMING_MODEL and "table" not in tables:
+        raise NetsynthError(f"{path}: config.json names a timing model but {TIMING_FILE} is missing or holds none")
+    model.timing_ = EmpiricalTiming(tables["table"]) if "table" in tables else None
+    model.services_ = EmpiricalServices(tables["services"]) if "services" in tables else None
+    return model
