@@ -27,7 +27,7 @@ for i in "${!files[@]}"; do
   tar czf "$out/$name.tgz" -C "$out/work" --exclude=models "$name"
   if [ $status -ne 0 ]; then  # unfinished: the trained models too (no checkpoints), llama apart (the archive limit)
     m="$name/cache/models"
-    tar czf "$out/$name-llama.tgz" -C "$out/work" "$m/llama" 2>/dev/null
+    tar czf "$out/$name-llama.tgz" -C "$out/work" --exclude=checkpoint --exclude=checkpoint.old "$m/llama" 2>/dev/null
     tar czf "$out/$name-models.tgz" -C "$out/work" --exclude=checkpoint --exclude=checkpoint.old --exclude=llama "$m"
   fi
 done
