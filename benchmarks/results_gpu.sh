@@ -1,6 +1,6 @@
 #!/bin/bash
 # The committed results of docs/results/ (issue 9): `netsynth benchmark` at its defaults on each FlowSet given,
-# all at once on one machine, 4 cores each where it has them (taskset), sharing its GPU. Efficiency is left out
+# all at once on one machine, its cores shared out (taskset), sharing its GPU. Efficiency is left out
 # (--no-efficiency): timings of processes sharing a machine would mean nothing. What a time limit leaves
 # unfinished continues elsewhere: unpack both archives and run `netsynth benchmark ... --resume` on the folder.
 # usage: bash benchmarks/results_gpu.sh OUT_DIR SECONDS FLOWS.parquet... [-- extra benchmark options]
@@ -14,7 +14,8 @@ mkdir -p "$out/work"
 i=0 pids=()
 for f in "${files[@]}"; do
   name=$(basename "$f" .parquet)
-  pin=(); [ "$(nproc)" -ge $((4 * ${#files[@]})) ] && pin=(taskset -c $((i * 4))-$((i * 4 + 3)))
+  per=$(($(nproc) / ${#files[@]}))
+  pin=(); [ "$per" -ge 1 ] && pin=(taskset -c $((i * per))-$((i * per + per - 1)))
   mkdir -p "$out/work/$name"
   PYTHONUNBUFFERED=1 timeout "$limit" "${pin[@]}" python3 -m netsynth.cli benchmark "$f" -o "$out/work/$name" \
     --no-efficiency "${extra[@]}" > "$out/work/$name.log" 2>&1 &
