@@ -45,6 +45,10 @@ def test_labels_with_separators_newlines_and_non_ascii_survive(capsys, tmp_path)
     code, _, _ = run(capsys, "evaluate", "--real", str(tmp_path / "odd.parquet"), "--train", str(tmp_path / "odd.parquet"),
                      "--synthetic", str(tmp_path / "g.parquet"), "-o", str(tmp_path / "e.json"))
     assert code == 0 and set(json.loads((tmp_path / "e.json").read_text())["per_class"]) == set(labels)
+    code, out, _ = run(capsys, "benchmark", str(tmp_path / "odd.parquet"), "-o", str(tmp_path / "r"), "--models",
+                       "markov", "--quick", "--no-efficiency")
+    steps = json.loads((tmp_path / "r" / "results.json").read_text())["steps"]
+    assert code == 0 and set(steps["split"]["train"]) == set(labels) and (tmp_path / "r" / "report.md").is_file()
 
 
 def test_a_full_disk_leaves_the_previous_output_whole(capsys, demo_flows, tmp_path):
