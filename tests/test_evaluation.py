@@ -97,6 +97,13 @@ def test_benchmark_quick_runs_resumes_and_refuses_another_dataset(capsys, demo_f
     code, _, err = run(capsys, *args, "--resume")
     assert code == 0 and "[done already] train:cvae" in err and "[done already] augmentation" in err
 
+    code, _, err = run(capsys, *args, "--resume", "--redo", "cvae")  # trains cvae again; markov's steps stay
+    assert code == 0 and "[done already] train:markov" in err and "[done already] train:cvae" not in err
+    redone = json.loads((tmp_path / "r" / "results.json").read_text())["steps"]["tstr:cvae"]
+    assert redone["f1"] == steps["tstr:cvae"]["f1"]  # the same seed: the same model again
+    code, _, err = run(capsys, *args, "--redo", "cvae")
+    assert "--redo applies to a run continued with --resume" in error_line(code, err)
+
     code, _, err = run(capsys, *args, "--resume", "--seeds", "2")
     assert "was run with other settings (seeds differ)" in error_line(code, err)
 
@@ -104,6 +111,7 @@ def test_benchmark_quick_runs_resumes_and_refuses_another_dataset(capsys, demo_f
     code, _, err = run(capsys, "benchmark", str(tmp_path / "other.parquet"), "-o", str(tmp_path / "r"), "--quick", "--resume")
     assert "holds results for another dataset" in error_line(code, err)
 
+    report = (tmp_path / "r" / "report.md").read_text()  # as the last run (the redo) rendered it
     (tmp_path / "r" / "report.md").unlink()
     code, out, _ = run(capsys, "report", str(tmp_path / "r"))
     assert code == 0 and (tmp_path / "r" / "report.md").read_text() == report

@@ -431,9 +431,11 @@ def privacy(train_file, test_file, synth_file, model_dir, output, seed):
 @click.option("--timing", is_flag=True, help="Models carry timing (train --timing) and timing fidelity is reported.")
 @click.option("--quick", is_flag=True, help="A fast look: 10 epochs, one seed, fractions 0.05 and 0.2, small efficiency runs.")
 @click.option("--resume", is_flag=True, help="Continue a run in the same folder; finished steps are not redone.")
+@click.option("--redo", default=None, metavar="KINDS",
+              help="With --resume: train these models again (after a change), and redo what used their flows.")
 @click.option("--overwrite", is_flag=True, help="Discard the results (and cached models) the folder holds and start again.")
 def benchmark(flows_file, output, models, fractions, seeds, epochs, target_cap, bin_width, no_efficiency, timing, quick,
-              resume, overwrite):
+              resume, redo, overwrite):
     """Answer the paper's four research questions on a FlowSet: results.json, report.md, CSVs, plots."""
     import shutil
 
@@ -441,6 +443,8 @@ def benchmark(flows_file, output, models, fractions, seeds, epochs, target_cap, 
 
     if overwrite and resume:
         raise NetsynthError("--overwrite and --resume exclude each other")
+    if redo and not resume:
+        raise NetsynthError("--redo applies to a run continued with --resume")
     with folder_lock(output):
         if overwrite:
             (Path(output) / "results.json").unlink(missing_ok=True)
@@ -448,10 +452,11 @@ def benchmark(flows_file, output, models, fractions, seeds, epochs, target_cap, 
         given = {"models": [m.strip() for m in models.split(",") if m.strip()] if models else None, "seeds": seeds,
                  "epochs": epochs, "target_cap": target_cap, "bin_width": bin_width, "efficiency": not no_efficiency,
                  "timing": timing}
-        run_benchmark(flows_file, output, given, fractions, quick, resume)
+        redo = [k.strip() for k in (redo or "").split(",") if k.strip()]
+        run_benchmark(flows_file, output, given, fractions, quick, resume, redo)
 
 
-def run_benchmark(flows_file, output, given: dict, fractions: str | None, quick: bool, resume: bool):
+def run_benchmark(flows_file, output, given: dict, fractions: str | None, quick: bool, resume: bool, redo: list[str]):
     """The benchmark itself, once its folder is held; `given`: the ExperimentSettings named on the command line."""
     from netsynth.experiment import ExperimentSettings, run_experiment
     from netsynth.report import render
@@ -463,7 +468,8 @@ def run_benchmark(flows_file, output, given: dict, fractions: str | None, quick:
             raise NetsynthError(f"--fractions takes numbers separated by commas, got {fractions!r}") from None
     given = {k: v for k, v in given.items() if v is not None}
     settings = ExperimentSettings.quick_settings(**given) if quick else ExperimentSettings(**given)
-    run_experiment(flows_file, output, settings, resume=resume, log=lambda msg: console.print(msg, highlight=False, markup=False))
+    run_experiment(flows_file, output, settings, resume=resume, redo=redo,
+                   log=lambda msg: console.print(msg, highlight=False, markup=False))
     path = render(output)
     out.print(f"report: {path}")
 

@@ -187,7 +187,8 @@ def train_step(kind: str, train: FlowSet, settings: ExperimentSettings, model_di
     epochs_run = len(history.get("epochs", []))
     return {"train_seconds": took, "parameters": model.n_parameters, "epochs_run": epochs_run,
             "optimizer_steps": epochs_run * history.get("steps_per_epoch", 0),
-            "machine": environment()["machine"], "settings": dataclasses.asdict(model.config), "history": history}
+            "machine": environment()["machine"], "train_options": model.fit_options_,
+            "settings": dataclasses.asdict(model.config), "history": history}
 
 
 def generate_step(model_dir: Path, s: Split, pool_path: Path) -> dict:
@@ -268,15 +269,33 @@ def quantization_step(folder: Path, mode: str, s: Split, settings: ExperimentSet
             "tstr_f1": [forest_f1(synth, s.test, seed=seed) for seed in s.seeds]}
 
 
+def forget_model(res: Results, cache: Path, kind: str) -> None:
+    """Drop a model, its synthetic flows and every result that used them (augmentation pools every model's flows;
+    quantization is llama's), so that a resumed run trains it again (after its defaults changed, say)."""
+    import shutil
+
+    for name in [f"{step}:{kind}" for step in ("train", "generate", "fidelity", "tstr", "privacy", "efficiency")] + \
+            ["augmentation"] + ([f"quantization:{m}" for m in ("float32", *QUANTIZATIONS)] if kind == "llama" else []):
+        res.forget(name)
+    shutil.rmtree(cache / "models" / kind, ignore_errors=True)
+    (cache / "synthetic" / f"{kind}.parquet").unlink(missing_ok=True)
+
+
 def run_experiment(flows_path: str | Path, out_dir: str | Path, settings: ExperimentSettings, resume: bool = False,
-                   log: Callable[[str], None] = print) -> dict:
+                   log: Callable[[str], None] = print, redo: list[str] = ()) -> dict:
+    """The whole experiment; with `resume`, finished steps are kept, except those of the kinds in `redo`."""
     settings.check()
+    unknown = sorted(set(redo) - set(settings.models))
+    if unknown:
+        raise NetsynthError(f"--redo: {unknown} are not among the benchmark's models {settings.models}")
     flows = FlowSet.read(flows_path)
     out = Path(out_dir)
     cache = out / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     (out / ".gitignore").write_text("cache/\n")
     res = Results(out, data_hash(flows), settings, resume, str(flows_path), flows.meta.get("provenance", {}))
+    for kind in redo:
+        forget_model(res, cache, kind)
     step = lambda name, fn, *args: res.step(name, fn, *args, log=log)  # noqa: E731
 
     step("split", split_step, flows, settings.test_size, cache)

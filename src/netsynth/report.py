@@ -125,12 +125,12 @@ def _training(steps: dict, models: list[str]) -> list[str]:
         t = steps.get(f"train:{m}", {})
         if t.get("epochs_run"):
             best = t.get("history", {}).get("best_val_loss")
-            rows.append([display(m), t["epochs_run"], t.get("optimizer_steps", "-"), f"{best:.4f}" if best else "-",
-                         f"{t['train_seconds']:.0f}", t.get("machine", "-")])
+            rows.append([display(m), t.get("train_options", {}).get("lr", "-"), t["epochs_run"], t.get("optimizer_steps", "-"),
+                         f"{best:.4f}" if best else "-", f"{t['train_seconds']:.0f}", t.get("machine", "-")])
     if not rows:
         return []
     return ["## Training", "", "Early stopping on the validation loss (the best epoch's weights are kept).", "",
-            _table(["model", "epochs", "optimizer steps", "best validation loss", "seconds", "machine"], rows), ""]
+            _table(["model", "peak lr", "epochs", "optimizer steps", "best validation loss", "seconds", "machine"], rows), ""]
 
 
 def _rq2(out: Path, steps: dict, models: list[str], compare: bool) -> list[str]:

@@ -69,6 +69,8 @@ class Generator:
         if options.get("epochs") is not None and options.get("min_steps") is None and "min_steps" in self.train_options:
             options = {**options, "min_steps": 0}  # epochs asked for are the cap, not raised by a kind's min_steps
         options = resolve_options(FitOptions, options, self.train_options, self.kind, self.train_defaults)
+        self.fit_options_ = {k: v for k, v in dataclasses.asdict(options).items()  # how it was trained, for the record
+                             if k in self.train_options and k not in ("checkpoint_dir", "verbose", "progress")}
         if len(train) == 0:
             raise NetsynthError(f"{self.kind}: the training set is empty")
         present = list(train.present_counts())

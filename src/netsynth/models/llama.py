@@ -26,6 +26,9 @@ class Llama(CausalLMGenerator):
     kind = "llama"
     Config = LlamaConfig
     description = "LLaMA-style transformer over flow tokens (paper: hidden 160, intermediate 320, 4 layers, 8 heads)"
+    # trained to convergence (early stopping), 1e-3 reached a lower validation loss than 3e-3 on IoT Sentinel
+    # (0.936 vs 0.956) and on fgnet-sample (1.676 vs 1.706), where TSTR / train on real rose from 0.76 to 0.85
+    train_defaults = {**CausalLMGenerator.train_defaults, "lr": 1e-3}
 
     def _build(self):
         from transformers import LlamaConfig as HFConfig, LlamaForCausalLM
