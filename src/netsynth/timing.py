@@ -1,7 +1,8 @@
 """What a replayable capture needs beyond sizes: packet timing (log-spaced inter-arrival-time bins, the per-class
 empirical timing model, timing fidelity) and each flow's service (protocol and server port, drawn per class).
 
-The empirical model is a baseline (issue 11): for each class, packet position k and pair of directions
+llama and mamba learn gaps themselves (a head over their hidden state, models/sequence.py); every other kind
+trained with timing uses the empirical model, a baseline (issue 11): for each class, packet position k and pair of directions
 (previous packet, this packet) it keeps the histogram of the inter-arrival time (IAT) over log-spaced bins and
 draws each synthetic packet's IAT from it, log-uniformly inside the drawn bin. It conditions on what most
 shapes a gap (a reply follows its request fast; a new request waits on the application) and on nothing
@@ -54,8 +55,7 @@ class EmpiricalTiming:
     @classmethod
     def fit(cls, flows: FlowSet) -> "EmpiricalTiming":
         require_timing(flows, "the training flows")
-        n, N = flows.size.shape
-        C = len(flows.classes)
+        N, C = flows.n_packets, len(flows.classes)
         real = flows.direction != 0
         real[:, 0] = False  # the first packet's IAT is 0 by definition
         counts = np.zeros((C, N, 4, N_BINS))
