@@ -100,6 +100,11 @@ def test_llama_with_timing_on_real_flows_round_trips_through_pcap(tmp_path):
     assert synth.iat is not None and (synth.iat[:, 1:][synth.direction[:, 1:] != 0] > 0).any()
     export(synth, tmp_path / "pcaps")
     back, _ = ingest([tmp_path / "pcaps"], IngestOptions(n_packets=synth.n_packets, max_size=1500), workers=1)
-    for c in synth.classes:
-        a, b = back.select([c]), synth.select([c])
-        assert np.array_equal(a.signed, b.signed) and np.abs(a.iat - b.iat).max() <= 1e-3 + 1e-6
+    # a gap longer than the flow meter's idle timeout (120 s) ends a flow when read back, as it would on a wire;
+    # every other flow comes back whole, with its class and its gaps to the millisecond
+    returned = {(label, seq): iat for label, seq, iat in zip(back.label, back.sequences(), back.iat)}
+    whole = [i for i in range(len(synth)) if synth.iat[i].max() < 120]
+    assert len(whole) >= len(synth) // 2
+    for i in whole:
+        iat = returned[(synth.label[i], synth.sequences()[i])]
+        assert np.abs(iat - synth.iat[i]).max() <= 1e-3 + 1e-6
