@@ -88,7 +88,8 @@ def test_train_with_timing_then_generate_and_evaluate_from_the_command_line(caps
 def test_sequence_models_learn_gaps_with_a_head_of_their_own(kind, tmp_path):
     from netsynth.models.registry import KINDS
     train = timed_flows(200)
-    model = netsynth.create(kind, **KINDS[kind].tiny).fit(train, timing=True, epochs=1, min_steps=300, batch_size=64)
+    model = netsynth.create(kind, **KINDS[kind].tiny).fit(train, timing=True, epochs=1, min_steps=300, batch_size=64,
+                                                          patience=99, lr=3e-3)  # 300 steps, fast
     assert model.timing_ is None and "iat_head.weight" in model.module_.state_dict()
     synth = model.sample(n_per_class=300, seed=0)
     assert (synth.iat[:, 0] == 0).all() and (synth.iat[synth.direction == 0] == 0).all()
