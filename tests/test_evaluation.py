@@ -123,6 +123,12 @@ def test_benchmark_bad_settings(capsys, demo_flows, tmp_path):
     assert "fractions must be in (0, 1], got [0.0]" in error_line(code, err)
     code, _, err = run(capsys, "benchmark", str(tmp_path / "flows.parquet"), "-o", str(tmp_path / "r"), "--models", "gpt")
     assert "--models: unknown ['gpt']" in error_line(code, err)
+    untimed = demo_flows.take(np.arange(len(demo_flows)))
+    untimed.iat = None
+    untimed.write(tmp_path / "untimed.parquet")
+    code, _, err = run(capsys, "benchmark", str(tmp_path / "untimed.parquet"), "-o", str(tmp_path / "t"), "--timing")
+    assert "untimed.parquet: the flows carry no inter-arrival times" in error_line(code, err)
+    assert not (tmp_path / "t" / "results.json").exists()
     code, _, err = run(capsys, "report", str(tmp_path / "nothing"))
     assert "no results.json" in error_line(code, err)
 

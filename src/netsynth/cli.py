@@ -322,7 +322,8 @@ def models():
         cls = kind.load()
         count = cls.nominal_parameters(n_classes=10, n_packets=10, max_size=1500)
         defaults = ", ".join(f"{f.name}={getattr(cls.Config(), f.name)}" for f in dataclasses.fields(cls.Config))
-        train = f"all (see `netsynth train --help`); defaults {_train_defaults(cls)}" if kind.trains else ", ".join(sorted(cls.train_options)) or "none"
+        train = (f"all (see `netsynth train --help`); defaults {_train_defaults(cls)}" if kind.trains
+                 else ", ".join(sorted(cls.train_options)) or "none")
         say("")
         say(f"{kind.name} ({kind.role}, {f'{count:,} parameters' if count is not None else 'keeps its training data'})")
         say(f"  {cls.description}")

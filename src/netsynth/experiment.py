@@ -216,7 +216,6 @@ def fidelity_step(synth: FlowSet, s: Split, bin_width: int) -> dict:
 
 def timing_floor_step(s: Split) -> dict:
     """The timing metrics of the real training split in the place of synthetic flows (as `real_floor`)."""
-    require_timing(s.train, "the flows of --timing")
     return timing_fidelity(s.test, s.train.select(list(s.test.classes)))
 
 
@@ -289,6 +288,8 @@ def run_experiment(flows_path: str | Path, out_dir: str | Path, settings: Experi
     if unknown:
         raise NetsynthError(f"--redo: {unknown} are not among the benchmark's models {settings.models}")
     flows = FlowSet.read(flows_path)
+    if settings.timing:
+        require_timing(flows, f"--timing: {flows_path}: the flows")
     out = Path(out_dir)
     cache = out / "cache"
     cache.mkdir(parents=True, exist_ok=True)
