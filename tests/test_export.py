@@ -3,10 +3,12 @@ from collections import Counter
 
 import dpkt
 import numpy as np
+import pytest
 
 import netsynth
 from decoder import biflows
 from netsynth.export import export
+from netsynth import NetsynthError
 from netsynth.flows import FlowSet
 from netsynth.ingest import IngestOptions, ingest
 from conftest import SHARED_DATA, requires_shared
@@ -108,3 +110,35 @@ def test_llama_with_timing_on_real_flows_round_trips_through_pcap(tmp_path):
     for i in whole:
         iat = returned[(synth.label[i], synth.sequences()[i])]
         assert np.abs(iat - synth.iat[i]).max() <= 1e-3 + 1e-6
+
+
+def test_flows_at_a_rate_from_given_networks_overlap_in_time_order(capsys, demo_flows, tmp_path):
+    import ipaddress
+    flows = demo_flows.take(np.arange(0, len(demo_flows), 7))
+    flows.write(tmp_path / "f.parquet")
+    code, out, _ = run(capsys, "export", str(tmp_path / "f.parquet"), "-o", str(tmp_path / "all.pcap"), "--rate", "1000",
+                       "--client-net", "172.16.0.0/30", "--server-net", "198.51.100.0/29")
+    assert code == 0
+    stamps, starts, servers = [], {}, {}
+    with open(tmp_path / "all.pcap", "rb") as f:
+        for ts, buf in dpkt.pcap.Reader(f):
+            ip = dpkt.ethernet.Ethernet(buf).data
+            src, dst = ipaddress.ip_address(ip.src), ipaddress.ip_address(ip.dst)
+            client = src if src in ipaddress.ip_network("172.16.0.0/30") else dst
+            assert client in ipaddress.ip_network("172.16.0.0/30")
+            server = dst if client == src else src
+            assert server in ipaddress.ip_network("198.51.100.0/29")
+            key = (client, ip.data.sport if client == src else ip.data.dport)
+            starts.setdefault(key, ts)
+            servers.setdefault(key, server)
+            stamps.append(ts)
+    assert stamps == sorted(stamps) and len(starts) == len(flows)  # merged in time order; a 5-tuple per flow
+    assert np.allclose(np.diff(sorted(starts.values())), 1e-3, atol=2e-6)  # one flow per millisecond
+    assert len(set(servers.values())) == 6  # the server of each of 7 classes, in turn among 6 hosts
+    ref, other = biflows(tmp_path / "all.pcap")  # interleaved, every flow is still whole
+    assert not other and ref == Counter(flows.sequences())
+    code, _, err = run(capsys, "export", str(tmp_path / "f.parquet"), "-o", str(tmp_path / "x.pcap"), "--client-net", "10.0.0.300/8")
+    assert "--client-net: " in error_line(code, err)
+    from netsynth.export import Addresses
+    with pytest.raises(NetsynthError, match=r"--client-net 10.0.0.1/32 has 1 host address\(es\): room for 60,000 flows"):
+        Addresses.parse("10.0.0.1/32").client(60000)

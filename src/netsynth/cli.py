@@ -127,17 +127,23 @@ def demo_data(out_dir, flows_per_class, files_per_class, seed):
               help="tcp (handshake, ACKs, FIN) or udp, for flows that carry no protocol of their own.")
 @click.option("--server-port", default=443, show_default=True, help="For flows that carry no server port of their own.")
 @click.option("--start", default=1.7e9, show_default=True, help="Time of the first packet (Unix seconds).")
+@click.option("--rate", type=float, default=None, metavar="FLOWS_PER_S",
+              help="Flows start at this rate and overlap [default: one after another, 1 s apart].")
+@click.option("--client-net", default=None, metavar="CIDR", help="Client addresses [default: 10.0.0.0/8].")
+@click.option("--server-net", default=None, metavar="CIDR",
+              help="Server addresses, one per class in turn [default: 192.0.2.1/32].")
 @click.option("--overwrite", is_flag=True, help="Replace captures the output already holds.")
-def export_command(flows_file, output, protocol, server_port, start, overwrite):
+def export_command(flows_file, output, protocol, server_port, start, rate, client_net, server_net, overwrite):
     """Write flows (synthetic or real) as pcap captures that `netsynth ingest` and other tools read."""
-    from netsynth.export import export
+    from netsynth.export import Addresses, export
     from netsynth.flows import FlowSet
 
+    addresses = Addresses.parse(client_net, server_net)
     flows = FlowSet.read(flows_file)
     target = Path(output)
     if not overwrite and (target.is_file() or (target.is_dir() and any(target.rglob("*.pcap")))):
         raise NetsynthError(f"{output} already holds captures; use --overwrite to replace them, or choose another folder")
-    written = export(flows, target, protocol, server_port, start, progress=track)
+    written = export(flows, target, protocol, server_port, start, progress=track, rate=rate, addresses=addresses)
     how = f"{protocol.upper()} conversations" if flows.service is None else \
         "conversations of their own protocol and server port"
     out.print(f"wrote {len(flows)} flows as {how} in {len(written)} capture(s) under {output}")
