@@ -1,4 +1,7 @@
 """Export to pcap and back: the same flows through the flow meter, a second decoder that agrees, valid numbers."""
+import re
+import shutil
+import subprocess
 from collections import Counter
 
 import dpkt
@@ -142,3 +145,23 @@ def test_flows_at_a_rate_from_given_networks_overlap_in_time_order(capsys, demo_
     from netsynth.export import Addresses
     with pytest.raises(NetsynthError, match=r"--client-net 10.0.0.1/32 has 1 host address\(es\): room for 60,000 flows"):
         Addresses.parse("10.0.0.1/32").client(60000)
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed (.ci/run installs the Debian package)")
+def test_tshark_finds_no_malformed_packet_or_bad_checksum(demo_flows, tmp_path):
+    synth = netsynth.create("markov").fit(demo_flows, timing=True).sample(n_per_class=5, seed=0)  # TCP and UDP
+    export(synth, tmp_path / "all.pcap", rate=100)
+
+    def warnings_of(path):
+        checks = [f"-o{p}.check_checksum:TRUE" for p in ("ip", "tcp", "udp")]
+        done = subprocess.run(["tshark", "-r", str(path), "-q", *checks, "-z", "expert,warn"], capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        # zero filler to port 53 reads as repeated DNS queries (a protocol note about content, not a broken packet)
+        return [line for line in done.stdout.splitlines() if re.match(r"\s*\d+\s+(Malformed|Checksum)\s", line)]
+    assert warnings_of(tmp_path / "all.pcap") == []
+    with open(tmp_path / "all.pcap", "rb") as f, open(tmp_path / "bad.pcap", "wb") as g:  # the check can fail
+        writer = dpkt.pcap.Writer(g)
+        for i, (ts, buf) in enumerate(dpkt.pcap.Reader(f)):
+            writer.writepkt(buf[:30] + bytes([buf[30] ^ 0xFF]) + buf[31:] if i == 3 else buf, ts)  # an IP address
+    assert warnings_of(tmp_path / "bad.pcap")
