@@ -179,7 +179,8 @@ class Trainer:
                 module=self.loss_module.to(self.accelerator.device).train(), optimizer=optimizer, data_loader=loader,
                 target_epsilon=s.dp_epsilon, target_delta=delta, epochs=s.epochs, max_grad_norm=s.dp_max_grad_norm,
                 noise_generator=torch.Generator(self.accelerator.device).manual_seed(s.seed))
-        scheduler = self.schedule(optimizer.original_optimizer, len(loader), s.epochs)  # DP trains s.epochs exactly: the noise is set for them
+        # DP trains s.epochs exactly (no min_steps): the noise is set for them
+        scheduler = self.schedule(optimizer.original_optimizer, len(loader), s.epochs)
         for epoch in range(s.epochs):
             t0 = time.perf_counter()
             train_loss = self.private_epoch(module, loader, optimizer, scheduler)

@@ -106,7 +106,8 @@ def _require(df: pd.DataFrame, path: Path, column: str):
 def read_cesnet(df: pd.DataFrame, path: Path, rule: LabelRule):
     """CESNET DataZoo: PPI = [IPT (ms), DIR (+1/-1, 0 = padding), SIZE (payload), optional PUSH] per flow."""
     labels = _labels(df, path, rule, ["APP", "CATEGORY"])
-    services = _services(df, path, *(("PROTOCOL", "DST_PORT") if {"PROTOCOL", "DST_PORT"} <= set(df.columns) else (None, None)))
+    has_service = {"PROTOCOL", "DST_PORT"} <= set(df.columns)
+    services = _services(df, path, *(("PROTOCOL", "DST_PORT") if has_service else (None, None)))
     if "PPI" in df.columns:
         for ppi, label, service in zip(df["PPI"], labels, services):
             rows = [_as_list(r, path, "PPI") for r in _as_list(ppi, path, "PPI")]
