@@ -127,9 +127,11 @@ def test_flow_record_datasets_load(name, n_classes):
 
 def test_cesnet_ppi_and_flat_columns(tmp_path):
     ppi = [[[0, 12, 30], [1, -1, 1], [517, 1448, 80]], [[0, 5, 0], [1, -1, 0], [60, 90, 0]]]
-    pd.DataFrame({"PPI": ppi, "APP": ["tls", "dns"]}).to_parquet(tmp_path / "ppi.parquet")
+    table = {"PPI": ppi, "APP": ["tls", "dns"], "PROTOCOL": [6, 17], "DST_PORT": [443, 53]}
+    pd.DataFrame(table).to_parquet(tmp_path / "ppi.parquet")
     flows, _ = ingest([tmp_path / "ppi.parquet"])
     assert flows.sequences() == [(517, -1448, 80), (60, -90)] and list(flows.label) == ["tls", "dns"]
+    assert flows.service.tolist() == [[6, 443], [17, 53]]
     assert flows.iat[0, :3].tolist() == pytest.approx([0, 0.012, 0.030])
     flat = {f"{k}_{i}": [] for k in ("IPT", "DIR", "SIZE") for i in range(1, 31)}
     for row in ppi:
