@@ -27,6 +27,7 @@ from netsynth.timing import EmpiricalServices, EmpiricalTiming, require_timing
 CONFIG_FILE, WEIGHTS_FILE, TIMING_FILE = "config.json", "model.safetensors", "timing.safetensors"
 TIMING_MODEL = "empirical: per class, packet position and direction pair (netsynth.timing)"
 LEARNED_TIMING = "learned: an inter-arrival-time head over the model's hidden state at each packet"
+TIMING_OPTION = "timing"  # a fit option of every kind, handled here rather than by each kind's train_options
 # options that netsynth 0.1.0 saved in config.json; dropped when such a model is loaded
 LEGACY_OPTIONS = {f.name for f in dataclasses.fields(FitOptions)} | {"temperature", "top_k", "sample_batch_size",
                                                                      "sample_steps", "sampler"}
@@ -65,7 +66,7 @@ class Generator:
         """Learn from `train`; `options` are FitOptions (epochs, batch_size, lr, seed, device, checkpoint_dir, ...),
         and `timing=True` for every kind: the flows it samples then carry inter-arrival times, and services
         (protocol, server port) where `train` has them (netsynth.timing)."""
-        timing = options.pop("timing", None)
+        timing = options.pop(TIMING_OPTION, None)
         if options.get("epochs") is not None and options.get("min_steps") is None and "min_steps" in self.train_options:
             options = {**options, "min_steps": 0}  # epochs asked for are the cap, not raised by a kind's min_steps
         options = resolve_options(FitOptions, options, self.train_options, self.kind, self.train_defaults)
@@ -95,7 +96,7 @@ class Generator:
 
     def used_train_options(self, options: dict) -> dict:
         """The `options` this kind uses: for callers that pass the same ones to every kind without a note."""
-        return {k: v for k, v in options.items() if k in self.train_options or k == "timing"}  # timing: every kind
+        return {k: v for k, v in options.items() if k in self.train_options or k == TIMING_OPTION}
 
     def sample(self, counts: Mapping[str, int] | None = None, *, n_per_class: int | None = None, seed: int = 0,
                **options) -> FlowSet:

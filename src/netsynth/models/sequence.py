@@ -40,7 +40,7 @@ class TokenSettings:
 class CausalLMGenerator(NeuralGenerator):
     sample_options = frozenset({"temperature", "top_k", "batch_size", "device"})
     learns_timing = True
-    # mamba's (llama sets its own lr): 3e-3 converged in fewer epochs than 1e-3 on IoT Sentinel
+    # mamba keeps 3e-3 (not yet compared with 1e-3 to convergence); llama sets its own lr (models/llama.py)
     train_defaults = {"lr": 3e-3, "min_steps": 2000}
 
     def _prepare(self, train: FlowSet) -> None:
