@@ -3,8 +3,6 @@
 The slow reference is one full forward pass over each prefix, with the masks, temperature and top-k written out
 here again; the sampler must match it at every step, for a batch of flows of mixed lengths.
 """
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import torch
@@ -13,6 +11,7 @@ from scipy.stats import chisquare
 import netsynth
 from netsynth import NetsynthError
 from netsynth.codecs.tokens import EOS
+from netsynth.models.decoding import decoder_for
 from netsynth.models.sequence import draw, sample_tokens
 from test_models import TINY
 
@@ -43,7 +42,8 @@ def reference_distribution(module, codec, prefix, temperature, top_k):
 def sample_with_trace(model, codes, batch_size, **settings):
     steps = []
     tokens = sample_tokens(model.module_, model.codec_, codes, seed=0, batch_size=batch_size,
-                           on_step=lambda start, step, probs: steps.append((start, step, probs.clone())), **settings)
+                           on_step=lambda start, step, rows, probs: steps.append((start + rows.numpy(), step, probs.clone())),
+                           **settings)
     return tokens, steps
 
 
@@ -52,16 +52,19 @@ def test_every_step_draws_from_the_full_forward_distribution(trained, settings):
     codec, module = trained.codec_, trained.module_
     codes = np.arange(40) % len(trained.classes_)
     tokens, steps = sample_with_trace(trained, codes, batch_size=16, **settings)
-    ended_early = 0
-    for start, step, probs in steps:
-        rows = slice(start, start + len(probs))
-        prompt = torch.from_numpy(codec.class_token(codes[rows]))[:, None]
-        prefix = torch.cat([prompt, torch.from_numpy(tokens[rows, :step])], dim=1)
+    for flows, step, probs in steps:
+        prompt = torch.from_numpy(codec.class_token(codes[flows]))[:, None]
+        prefix = torch.cat([prompt, torch.from_numpy(tokens[flows, :step])], dim=1)
         with torch.inference_mode():
             expected = reference_distribution(module, codec, prefix, **settings)
-        assert (probs.double() - expected).abs().max() <= 1e-5, (start, step)
-        ended_early += int((tokens[rows, :step] == EOS).any(axis=1).sum())
-    assert len({step for _, step, _ in steps}) > 2 and ended_early > 0  # mixed lengths: some flows ended mid-batch
+        assert (probs.double() - expected).abs().max() <= 1e-5, (flows, step)
+    # a flow is drawn for at every step up to its <EOS> (or the last packet) and never after: finished flows leave
+    ends = np.where((tokens == EOS).any(axis=1), (tokens == EOS).argmax(axis=1), codec.n_packets - 1)
+    drawn = np.zeros(tokens.shape, dtype=int)
+    for flows, step, _ in steps:
+        drawn[flows, step] += 1
+    assert (drawn == (np.arange(codec.n_packets) <= ends[:, None])).all()
+    assert len(set(ends)) > 2 and ends.min() < codec.n_packets - 1  # mixed lengths: some flows ended mid-batch
 
 
 def test_the_reference_sees_a_sampler_that_forgets_its_context(trained):
@@ -79,21 +82,25 @@ def test_the_reference_sees_a_sampler_that_forgets_its_context(trained):
     assert worst > 1e-2
 
 
-def test_sampling_stops_when_the_cache_is_not_used(trained):
-    class ForgetfulCache(torch.nn.Module):
-        """Takes the cache under the newest name and never uses it, as a library that swallows the keyword."""
+def test_sampling_stops_when_the_decoder_forgets_its_context(trained, monkeypatch):
+    from netsynth.models import sequence
 
-        def __init__(self, model):
-            super().__init__()
-            self.model, self.config = model, model.config
+    class Forgetful:
+        """Steps every token on a fresh cache, as the sampler did when transformers 5.17 swallowed its cache."""
 
-        def forward(self, input_ids, cache=None, use_cache=True, logits_to_keep=0):
-            logits = self.model(input_ids=input_ids, use_cache=False, logits_to_keep=logits_to_keep).logits
-            return SimpleNamespace(logits=logits, cache="a new cache every call")
+        def __init__(self, model, batch, length):
+            self.model, self.length = model, length
 
+        def step(self, ids):
+            return decoder_for(self.model, len(ids), self.length).step(ids)
+
+        def keep(self, rows):
+            pass
+
+    monkeypatch.setattr(sequence, "decoder_for", Forgetful)
     codes = np.arange(8) % len(trained.classes_)
-    with pytest.raises(NetsynthError, match="other logits than a full forward pass"):
-        sample_tokens(ForgetfulCache(trained.module_), trained.codec_, codes, seed=0)
+    with pytest.raises(NetsynthError, match="Forgetful gives other logits than .*'s forward pass"):
+        sample_tokens(trained.module_, trained.codec_, codes, seed=0)
 
 
 def test_draw_frequencies_match_the_probabilities():

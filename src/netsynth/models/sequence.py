@@ -1,20 +1,16 @@
 """Class-conditioned causal language models over flow tokens (llama, mamba): training loss and sampling.
 
-Sampling is a hand-written batched loop over the model's own cache rather than `generate()`: it masks
-impossible tokens (<PAD>, class tokens, <UNK>, and <EOS> before the first packet) and draws each token by
-inverse-CDF sampling, one uniform number per flow against the cumulative distribution. That is exact like
-Gumbel-max but draws B numbers per step instead of B x vocabulary, which dominates the cost on a CPU
-(about 3x faster than `generate()` at batch 1024, see BENCHMARKS.md).
-
-transformers has renamed the cache argument across the 5.x releases we support (`past_key_values` and
-`cache_params` until 5.17, `cache` in 5.24); an unknown keyword is swallowed by `**kwargs`, and a model that
-never sees its cache samples every token from the last one alone, without an error. `CachedStep` therefore
-reads the names from the forward signature, and every sampling run checks its second step against a full
-forward pass over the prefix, so a cache that is not used stops the run instead of giving wrong flows.
+Sampling is a hand-written batched loop rather than `generate()`: it masks impossible tokens (<PAD>, class tokens,
+<UNK>, and <EOS> before the first packet), draws each token by inverse-CDF sampling (one uniform number per
+flow against the cumulative distribution: exact like Gumbel-max, but B numbers per step instead of B x vocabulary,
+which dominates the cost on a CPU), and steps the model with netsynth's own cache (models/decoding.py), from which
+a flow leaves as soon as it draws <EOS>. Every sampling run checks the decoder's second step against the model's
+full forward pass over the prefix, so a decoder that disagrees with transformers stops the run instead of giving
+wrong flows.
 """
 from __future__ import annotations
 
-import inspect
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +21,7 @@ from netsynth import timing
 from netsynth.codecs.tokens import EOS, PAD, TokenCodec
 from netsynth.errors import NetsynthError
 from netsynth.flows import FlowSet
+from netsynth.models.decoding import decoder_for
 from netsynth.models.neural import NeuralGenerator
 from netsynth.models.options import SampleOptions
 from netsynth.train import resolve_device
@@ -136,53 +133,27 @@ class CausalLMGenerator(NeuralGenerator):
         return iat
 
 
-CACHE_ARGUMENTS = ("cache", "past_key_values", "cache_params")  # the cache's keyword in transformers 5.x, newest first
+_CHECKED = weakref.WeakKeyDictionary()  # model -> the decoder classes already checked against it
 
 
-class CachedStep:
-    """One decoding step of a transformers causal LM that keeps its cache between calls, whatever the version
-    calls it. Called with ids [B, t], it returns the float32 logits [B, V] of the next token after every id so far."""
+def check_decoder(model, decoder, prefix: torch.Tensor, logits: torch.Tensor) -> None:
+    """Stop if the decoder's logits after `prefix` [B, t] differ from one forward pass of the model over it.
+    Once per model and decoder class: a check costs a full forward pass, as much as sampling one flow.
 
-    def __init__(self, model):
-        params = inspect.signature(model.forward).parameters
-        names = [name for name in CACHE_ARGUMENTS if name in params]
-        if not names:
-            raise NetsynthError(f"transformers {_transformers_version()}: {type(model).__name__}.forward takes none of "
-                                f"{list(CACHE_ARGUMENTS)}; install a transformers version that netsynth supports (pyproject.toml)")
-        self.model, self.cache_name = model, names[0]
-        self.takes_position = "cache_position" in params  # mamba's MambaCache (before 5.17) needs it with a cache
-        self.reset()
-
-    def reset(self):
-        self.cache, self.seen = None, 0
-
-    def __call__(self, ids: torch.Tensor) -> torch.Tensor:
-        kwargs = {} if self.cache is None else {self.cache_name: self.cache}
-        if self.takes_position:
-            kwargs["cache_position"] = torch.arange(self.seen, self.seen + ids.shape[1], device=ids.device)
-        output = self.model(input_ids=ids, use_cache=True, logits_to_keep=1, **kwargs)
-        self.cache = getattr(output, self.cache_name, None)
-        if self.cache is None:
-            raise NetsynthError(f"transformers {_transformers_version()}: {type(self.model).__name__} returned no "
-                                f"'{self.cache_name}'; install a transformers version that netsynth supports (pyproject.toml)")
-        self.seen += ids.shape[1]
-        return output.logits[:, -1].float()
-
-    def check_against_full_forward(self, prefix: torch.Tensor, logits: torch.Tensor) -> None:
-        """Stop if the cached logits after `prefix` [B, t] differ from one forward pass over the whole prefix.
-
-        Float rounding passes; so does the noise of dynamic int8 quantization (activation scales depend on the
-        tensor, so the cached and the full pass round differently), which is small beside what the context
-        changes. A cache that is not used makes the cached logits those of the last token alone, which fails."""
-        full = self.model(input_ids=prefix, use_cache=False).logits[:, -1].float()
-        error = (full - logits).abs().max().item()
-        if error <= 1e-3 * max(1.0, full.abs().max().item()):
-            return
-        last_only = self.model(input_ids=prefix[:, -1:], use_cache=False).logits[:, -1].float()
+    Float rounding passes; so does the noise of dynamic int8 quantization (activation scales depend on the
+    tensor, so the step and the full pass round differently), which is small beside what the context changes.
+    A decoder that loses the context gives the logits of the last token alone, which fails."""
+    if type(decoder) in _CHECKED.get(model, ()):
+        return
+    full = model(input_ids=prefix, use_cache=False).logits[:, -1].float()
+    error = (full - logits).abs().max().item()
+    if error > 1e-3 * max(1.0, full.abs().max().item()):
+        last_only = model(input_ids=prefix[:, -1:], use_cache=False).logits[:, -1].float()
         if error > 0.1 * (full - last_only).abs().max().item():
-            raise NetsynthError(f"transformers {_transformers_version()}: sampling with the model's cache gives other "
-                                f"logits than a full forward pass (max difference {error:.3g}); refusing to generate "
-                                "wrong flows. Install a transformers version that netsynth supports (pyproject.toml)")
+            raise NetsynthError(f"transformers {_transformers_version()}: {type(decoder).__name__} gives other logits "
+                                f"than {type(model).__name__}'s forward pass (max difference {error:.3g}); refusing to "
+                                "generate wrong flows. Install a transformers version that netsynth supports (pyproject.toml)")
+    _CHECKED.setdefault(model, set()).add(type(decoder))
 
 
 def token_bias(codec: TokenCodec, step: int, device) -> torch.Tensor:
@@ -216,38 +187,41 @@ def draw(probs: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 @torch.inference_mode()
 def sample_tokens(model, codec: TokenCodec, codes: np.ndarray, seed: int, temperature: float = 1.0, top_k: int = 0,
                   batch_size: int = 1024, device: torch.device | str = "cpu", on_step=None) -> np.ndarray:
-    """Token ids [n, N] after the class prompt; a flow's tokens after its <EOS> are meaningless.
+    """Token ids [n, N] after the class prompt; a flow's tokens after its <EOS> are <EOS>.
 
-    on_step(start, step, probs [B, V]), when given, sees every distribution drawn from (B flows from `start`).
+    A flow leaves the batch when it draws <EOS>. on_step(start, step, rows, probs), when given, sees every
+    distribution drawn from: probs [b, V] for the flows start + rows [b] of the batch that are still running.
     """
     if temperature <= 0:
         raise NetsynthError("temperature must be positive")
     if next(model.parameters()).device != torch.device(device):  # quantized weights cannot be moved in place
         model = model.to(device)
     model.eval()
-    step_fn = CachedStep(model)
     biases = (token_bias(codec, 0, device), token_bias(codec, 1, device))  # the first packet, every later one
     gen = torch.Generator(device=device).manual_seed(seed)
-    out = np.full((len(codes), codec.n_packets), EOS, dtype=np.int64)
+    out = np.empty((len(codes), codec.n_packets), dtype=np.int64)
     for start in range(0, len(codes), batch_size):
-        prompt = torch.from_numpy(codec.class_token(codes[start:start + batch_size])).to(device)[:, None]
-        step_fn.reset()
-        ids, steps = prompt, []
-        done = torch.zeros(len(prompt), dtype=torch.bool, device=device)
+        prompt = torch.from_numpy(codec.class_token(codes[start:start + batch_size])).to(device)
+        decoder = decoder_for(model, len(prompt), codec.n_packets)
+        tokens = torch.full((len(prompt), codec.n_packets), EOS, device=device)
+        rows, ids = torch.arange(len(prompt), device=device), prompt
         for step in range(codec.n_packets):
-            logits = step_fn(ids)
-            if start == 0 and step == 1:
-                step_fn.check_against_full_forward(torch.cat([prompt, *steps], dim=1), logits)
+            logits = decoder.step(ids)
+            if start == 0 and step == 1:  # nothing has ended yet: <EOS> cannot be a first packet
+                check_decoder(model, decoder, torch.stack([prompt, tokens[:, 0]], dim=1), logits)
             probs = next_token_distribution(logits, biases[step > 0], temperature, top_k)
             if on_step is not None:
-                on_step(start, step, probs)
-            ids = draw(probs, gen)
-            steps.append(ids)
-            done |= ids[:, 0] == EOS
-            if done.all():
-                break
-        body = torch.cat(steps, dim=1).cpu().numpy()
-        out[start:start + len(body), :body.shape[1]] = body
+                on_step(start, step, rows, probs)
+            ids = draw(probs, gen)[:, 0]
+            tokens[rows, step] = ids
+            running = ids != EOS
+            if not running.all():
+                if not running.any():
+                    break
+                kept = running.nonzero()[:, 0]
+                rows, ids = rows[kept], ids[kept]
+                decoder.keep(kept)
+        out[start:start + len(prompt)] = tokens.cpu().numpy()
     return out
 
 
@@ -257,14 +231,13 @@ def sampler_reference_error(model, codec: TokenCodec, codes: np.ndarray, seed: i
     pass over the same prefix gives (the slow reference), over every step of sampling `codes`."""
     seen = []
     tokens = sample_tokens(model, codec, codes, seed, temperature, top_k, batch_size,
-                           on_step=lambda start, step, probs: seen.append((start, step, probs)))
+                           on_step=lambda start, step, rows, probs: seen.append((start + rows.cpu().numpy(), step, probs)))
     device = next(model.parameters()).device
     worst = 0.0
     with torch.inference_mode():
-        for start, step, probs in seen:
-            rows = slice(start, start + len(probs))
-            prompt = torch.from_numpy(codec.class_token(codes[rows]))[:, None]
-            prefix = torch.cat([prompt, torch.from_numpy(tokens[rows, :step])], dim=1).to(device)
+        for flows, step, probs in seen:
+            prompt = torch.from_numpy(codec.class_token(codes[flows]))[:, None]
+            prefix = torch.cat([prompt, torch.from_numpy(tokens[flows, :step])], dim=1).to(device)
             logits = model(input_ids=prefix, use_cache=False).logits[:, -1].float()
             expected = next_token_distribution(logits, token_bias(codec, step, device), temperature, top_k)
             worst = max(worst, float((probs - expected).abs().max()))

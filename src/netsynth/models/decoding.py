@@ -1,0 +1,106 @@
+"""Step-by-step decoding of llama and mamba over a preallocated cache, for the sampler (models/sequence.py).
+
+Each decoder runs the model's own layers (its norms, projections, MLP and rotary embedding, so int8-quantized
+Linear layers work too) and owns only the state between steps:
+
+    LlamaDecoder   k, v [layers, B, heads, T, head_dim]: keys and values of every position so far; the query of
+                   step t attends over positions 0..t (all flows of a batch are at the same position)
+    MambaDecoder   conv [layers, B, E, K]: the last K inputs of the causal convolution (K = conv_kernel);
+                   ssm [layers, B, E, N]: the selective scan's state h_t (Gu & Dao, Algorithm 2: h_t = exp(dt A) h_{t-1}
+                   + dt B_t x_t, y_t = C_t h_t + D x_t, gated by silu(z_t)); E = intermediate_size, N = state_size
+
+Why not transformers' own cache: its cache classes and the forward keyword that takes them changed across the 5.x
+releases netsynth supports (a renamed keyword was silently dropped, issue #8), none of them can drop the rows of
+flows that have ended, and a full transformers forward per step spends most of a small model's time outside the
+arithmetic. `keep(rows)` drops finished flows, so a batch costs what its flows' own lengths cost, not the longest's.
+The sampler checks every decoder against a full transformers forward pass over the prefix (the slow reference).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def decoder_for(model, batch: int, length: int):
+    """The decoder for a transformers LlamaForCausalLM or MambaForCausalLM, for `batch` flows of up to `length` tokens."""
+    cls = {"LlamaForCausalLM": LlamaDecoder, "MambaForCausalLM": MambaDecoder}.get(type(model).__name__)
+    if cls is None:
+        raise TypeError(f"no decoder for {type(model).__name__}")
+    return cls(model, batch, length)
+
+
+class LlamaDecoder:
+    def __init__(self, model, batch: int, length: int):
+        config, device = model.config, model.get_input_embeddings().weight.device
+        self.model = model
+        self.heads = config.num_attention_heads
+        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
+        shape = (config.num_hidden_layers, batch, config.num_key_value_heads, length, self.head_dim)
+        self.k = torch.zeros(shape, device=device)
+        self.v = torch.zeros(shape, device=device)
+        positions = torch.arange(length, device=device)[None]
+        cos, sin = model.model.rotary_emb(self.k[0, 0], positions)  # [1, T, head_dim]
+        self.cos, self.sin = cos[0], sin[0]
+        self.t = 0
+
+    def step(self, ids: torch.Tensor) -> torch.Tensor:
+        """Logits [B, V] (float32) of the next token after `ids` [B], the tokens at position t."""
+        x = self.model.model.embed_tokens(ids)
+        t, cos, sin = self.t, self.cos[self.t], self.sin[self.t]
+        for layer, k_cache, v_cache in zip(self.model.model.layers, self.k, self.v):
+            attention = layer.self_attn
+            h = layer.input_layernorm(x)
+            q = _rotate(attention.q_proj(h).unflatten(-1, (self.heads, self.head_dim)), cos, sin)
+            k_cache[:, :, t] = _rotate(attention.k_proj(h).unflatten(-1, (-1, self.head_dim)), cos, sin)
+            v_cache[:, :, t] = attention.v_proj(h).unflatten(-1, (-1, self.head_dim))
+            # one query per flow, at the last position, sees every key so far: no mask
+            out = F.scaled_dot_product_attention(q[:, :, None], k_cache[:, :, :t + 1], v_cache[:, :, :t + 1],
+                                                 enable_gqa=k_cache.shape[1] != self.heads)
+            x = x + attention.o_proj(out.flatten(1))
+            x = x + layer.mlp(layer.post_attention_layernorm(x))
+        self.t += 1
+        return self.model.lm_head(self.model.model.norm(x)).float()
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """Go on with only the flows at `rows` (indices into the current batch)."""
+        self.k, self.v = self.k[:, rows], self.v[:, rows]
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotary position embedding of x [B, heads, head_dim] at one position (transformers' rotate_half layout)."""
+    half = x.shape[-1] // 2
+    return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
+
+
+class MambaDecoder:
+    def __init__(self, model, batch: int, length: int):
+        config, device = model.config, model.get_input_embeddings().weight.device
+        self.model = model
+        layers, width = config.num_hidden_layers, config.intermediate_size
+        self.conv = torch.zeros(layers, batch, width, config.conv_kernel, device=device)
+        self.ssm = torch.zeros(layers, batch, width, config.state_size, device=device)
+        self.A = [-torch.exp(block.mixer.A_log.float()) for block in model.backbone.layers]  # [E, N]
+
+    def step(self, ids: torch.Tensor) -> torch.Tensor:
+        """Logits [B, V] (float32) of the next token after `ids` [B], the tokens at the current position."""
+        x = self.model.backbone.embeddings(ids)
+        for block, conv, ssm, A in zip(self.model.backbone.layers, self.conv, self.ssm, self.A):
+            mixer = block.mixer
+            xs, z = mixer.in_proj(block.norm(x)).chunk(2, dim=-1)  # [B, E] each
+            conv.copy_(conv.roll(-1, dims=-1))
+            conv[..., -1] = xs
+            xs = (conv * mixer.conv1d.weight[:, 0]).sum(-1)
+            if mixer.conv1d.bias is not None:
+                xs = xs + mixer.conv1d.bias
+            xs = mixer.act(xs)
+            rank = mixer.dt_proj.in_features
+            dt, B, C = torch.split(mixer.x_proj(xs), [rank, mixer.ssm_state_size, mixer.ssm_state_size], dim=-1)
+            dt = F.softplus(mixer.dt_proj(dt))  # [B, E]
+            ssm.mul_(torch.exp(dt[..., None] * A)).add_(dt[..., None] * B[:, None] * xs[..., None])
+            y = (ssm @ C[..., None])[..., 0] + xs * mixer.D
+            x = x + mixer.out_proj(y * mixer.act(z))
+        return self.model.lm_head(self.model.backbone.norm_f(x)).float()
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """Go on with only the flows at `rows` (indices into the current batch)."""
+        self.conv, self.ssm = self.conv[:, rows], self.ssm[:, rows]
