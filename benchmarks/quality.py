@@ -1,11 +1,10 @@
 """One generator's quality on a split: TSTR beside train on real, class fidelity, the six metrics beside the floor.
 
     python benchmarks/quality.py KIND [--data flows.parquet] [--epochs E --lr LR --batch-size B --patience P]
-        [--set key=value ...]
-        [--no-snap]
+        [--seed S] [--precision auto|fp32|bf16] [--set key=value ...] [--no-snap]
 
 Without --data it splits ../shared/data/iot-sentinel (FlowSet.split(test_size=0.2, seed=0)); with --data,
-that FlowSet the same way. Synthetic flows: the training split's class counts, seed 0. `--no-snap` also
+that FlowSet the same way. Synthetic flows: the training split's class counts, seed S (default 0, also the training seed). `--no-snap` also
 scores NetDiffus-NR's flows without the snapping to its class's lengths (the same trained model).
 """
 import argparse
@@ -25,6 +24,8 @@ parser.add_argument("--epochs", type=int)
 parser.add_argument("--lr", type=float)
 parser.add_argument("--batch-size", type=int)
 parser.add_argument("--patience", type=int)
+parser.add_argument("--seed", type=int, default=0)
+parser.add_argument("--precision")
 parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
 parser.add_argument("--no-snap", action="store_true")
 args = parser.parse_args()
@@ -34,14 +35,16 @@ train, test = FlowSet.read(args.data).split(test_size=0.2, seed=0) if args.data 
 settings = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.sets)}
 t0 = time.perf_counter()
 model = netsynth.create(args.kind, **settings).fit(train, epochs=args.epochs, lr=args.lr,
-                                                         batch_size=args.batch_size, patience=args.patience)
+                                                         batch_size=args.batch_size, patience=args.patience,
+                                                         seed=args.seed, precision=args.precision)
 history = getattr(model, "history_", {})
 print(f"{args.kind} {settings or ''} on {args.data or 'IoT Sentinel'}: trained in {time.perf_counter() - t0:.0f} s"
-      + (f", {len(history['epochs'])} epochs, best validation loss {history['best_val_loss']:.4f}" if history else ""))
+      + (f", {len(history['epochs'])} epochs, best validation loss {history['best_val_loss']:.4f}, precision "
+         f"{history['precision']}, seed {args.seed}" if history else ""))
 floor = real_floor(test, train)["macro"]
 print("  floor      " + "  ".join(f"{k} {v:.3f}" for k, v in floor.items()))
 for label in ("as sampled", "without snapping") if args.no_snap else ("as sampled",):
-    synth = model.sample(train.present_counts(), seed=0)
+    synth = model.sample(train.present_counts(), seed=args.seed, precision=args.precision)
     f1 = tstr(train, test, synth)
     metrics = fidelity(test, synth, train=train)["macro"]
     print(f"  {label}: TSTR {100 * f1['train_on_synthetic']:.1f} % (train on real {100 * f1['train_on_real']:.1f} %, "

@@ -182,6 +182,8 @@ def parse_settings(pairs) -> dict:
 @click.option("--lr", type=float, default=None, help="Peak learning rate [default: the kind's own; neural kinds].")
 @click.option("--seed", type=int, default=None, help="Seed of every random choice [default: 0].")
 @click.option("--device", default=None, help="auto | cpu | cuda (neural models).")
+@click.option("--precision", default=None,
+              help="auto | fp32 | bf16 [default: auto: bf16 where the chip is fast at it and the kind allows].")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any model setting (see `netsynth models`).")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in the output folder.")
 @click.option("--checkpoint-every", type=float, default=None, metavar="SECONDS",
@@ -193,8 +195,8 @@ def parse_settings(pairs) -> dict:
 @click.option("--dp-epsilon", type=float, default=None, help="Train with DP-SGD (Opacus) to this epsilon (llama, mamba, cvae).")
 @click.option("--dp-delta", type=float, default=None, help="DP delta [default: 1 / (10 x training flows)].")
 @click.option("--dp-max-grad-norm", type=float, default=None, help="DP-SGD's per-flow gradient bound [default: 1.0].")
-def train(kind, train_file, output, epochs, min_steps, batch_size, lr, seed, device, sets, resume, checkpoint_every,
-          overwrite, timing, dp_epsilon, dp_delta, dp_max_grad_norm):
+def train(kind, train_file, output, epochs, min_steps, batch_size, lr, seed, device, precision, sets, resume,
+          checkpoint_every, overwrite, timing, dp_epsilon, dp_delta, dp_max_grad_norm):
     """Train a generator of KIND on a FlowSet (written by `netsynth ingest`) and save it to a folder."""
     import contextlib
 
@@ -212,7 +214,7 @@ def train(kind, train_file, output, epochs, min_steps, batch_size, lr, seed, dev
         refuse_overwrite(Path(output), overwrite or resume, "a model", "or --resume to continue its training")
         implicit = model.used_train_options({"checkpoint_dir": output, "verbose": True})  # noted only when asked for
         model.fit(flows, epochs=epochs, min_steps=min_steps, batch_size=batch_size, lr=lr, seed=seed, device=device,
-                  resume=resume or None, checkpoint_every=checkpoint_every, timing=timing, dp_epsilon=dp_epsilon,
+                  precision=precision, resume=resume or None, checkpoint_every=checkpoint_every, timing=timing, dp_epsilon=dp_epsilon,
                   dp_delta=dp_delta, dp_max_grad_norm=dp_max_grad_norm, **implicit)
         if not is_main_process():
             return
@@ -235,6 +237,7 @@ def train(kind, train_file, output, epochs, min_steps, batch_size, lr, seed, dev
 @click.option("--top-k", type=int, default=None, help="Sample among the k most likely tokens (sequence models).")
 @click.option("--batch-size", type=int, default=None, help="Flows generated at once.")
 @click.option("--device", default=None, help="auto | cpu | cuda (neural models).")
+@click.option("--precision", default=None, help="auto | fp32 | bf16 (sequence models) [default: auto].")
 @click.option("--steps", type=int, default=None, help="Denoising steps (diffusion).")
 @click.option("--sampler", default=None, help="dpm-solver++ | ddim (diffusion).")
 @click.option("--no-copies", "no_copies", type=click.Path(dir_okay=False), default=None, metavar="TRAIN.parquet",

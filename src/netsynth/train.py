@@ -24,6 +24,7 @@ from netsynth.errors import NetsynthError
 from netsynth.fileio import atomic_path
 from netsynth.machine import usable_cores
 from netsynth.models.options import TrainSettings
+from netsynth.precision import autocast
 
 CHECKPOINT = "checkpoint"
 
@@ -72,7 +73,7 @@ class Trainer:
         quiet = log is None or not self.accelerator.is_main_process
         self.log = (lambda msg: None) if quiet else log
         self.progress = self.accelerator.is_main_process and (sys.stderr.isatty() if progress is None else progress)
-        self.loss_module = WithLoss(module, loss_fn)
+        self.loss_module = WithLoss(module, loss_fn, settings.precision)
         self.ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir else None
         self.history = {"epochs": [], "train_loss": [], "val_loss": [], "seconds": []}
         self.best, self.best_state, self.since_best, self.start_epoch = math.inf, None, 0, 0
@@ -255,14 +256,17 @@ class Trainer:
 
 
 class WithLoss(torch.nn.Module):
-    """A model and its loss as one module whose forward returns the loss."""
+    """A model and its loss as one module whose forward returns the loss, under bf16 autocast for precision bf16
+    (weights, gradients and the optimizer stay float32). Not Accelerate's mixed_precision: it is fixed for the
+    whole process at the first Accelerator, and netsynth trains kinds of different precisions in one process."""
 
-    def __init__(self, model: torch.nn.Module, loss_fn: Callable):
+    def __init__(self, model: torch.nn.Module, loss_fn: Callable, precision: str = "fp32"):
         super().__init__()
-        self.model, self.loss_fn = model, loss_fn
+        self.model, self.loss_fn, self.precision = model, loss_fn, precision
 
     def forward(self, *batch):
-        return self.loss_fn(self.model, *batch)
+        with autocast(self.precision, batch[0].device):
+            return self.loss_fn(self.model, *batch)
 
 
 @torch.no_grad()

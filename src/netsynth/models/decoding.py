@@ -31,14 +31,14 @@ def decoder_for(model, batch: int, length: int):
 
 class LlamaDecoder:
     def __init__(self, model, batch: int, length: int):
-        config, device = model.config, model.get_input_embeddings().weight.device
+        config, weight = model.config, model.get_input_embeddings().weight
         self.model = model
         self.heads = config.num_attention_heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
         shape = (config.num_hidden_layers, batch, config.num_key_value_heads, length, self.head_dim)
-        self.k = torch.zeros(shape, device=device)
-        self.v = torch.zeros(shape, device=device)
-        positions = torch.arange(length, device=device)[None]
+        self.k = torch.zeros(shape, device=weight.device, dtype=weight.dtype)
+        self.v = torch.zeros(shape, device=weight.device, dtype=weight.dtype)
+        positions = torch.arange(length, device=weight.device)[None]
         cos, sin = model.model.rotary_emb(self.k[0, 0], positions)  # [1, T, head_dim]
         self.cos, self.sin = cos[0], sin[0]
         self.t = 0
@@ -59,11 +59,18 @@ class LlamaDecoder:
             x = x + attention.o_proj(out.flatten(1))
             x = x + layer.mlp(layer.post_attention_layernorm(x))
         self.t += 1
-        return self.model.lm_head(self.model.model.norm(x)).float()
+        return _logits(self.model.lm_head, self.model.model.norm(x))
 
     def keep(self, rows: torch.Tensor) -> None:
         """Go on with only the flows at `rows` (indices into the current batch)."""
         self.k, self.v = self.k[:, rows], self.v[:, rows]
+
+
+def _logits(head, x: torch.Tensor) -> torch.Tensor:
+    """float32 logits [B, V] whatever the precision of the layers before: under bf16 autocast, logits rounded to
+    8 bits of mantissa tie among tokens, and ties change what top-k keeps."""
+    with torch.autocast(x.device.type, enabled=False):
+        return head(x.float())
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -74,11 +81,12 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
 
 class MambaDecoder:
     def __init__(self, model, batch: int, length: int):
-        config, device = model.config, model.get_input_embeddings().weight.device
+        config, weight = model.config, model.get_input_embeddings().weight
         self.model = model
         layers, width = config.num_hidden_layers, config.intermediate_size
-        self.conv = torch.zeros(layers, batch, width, config.conv_kernel, device=device)
-        self.ssm = torch.zeros(layers, batch, width, config.state_size, device=device)
+        self.conv = torch.zeros(layers, batch, width, config.conv_kernel, device=weight.device, dtype=weight.dtype)
+        # the scan's state stays float32 whatever the weights, as in transformers: it accumulates over every step
+        self.ssm = torch.zeros(layers, batch, width, config.state_size, device=weight.device)
         self.A = [-torch.exp(block.mixer.A_log.float()) for block in model.backbone.layers]  # [E, N]
 
     def step(self, ids: torch.Tensor) -> torch.Tensor:
@@ -97,9 +105,9 @@ class MambaDecoder:
             dt, B, C = torch.split(mixer.x_proj(xs), [rank, mixer.ssm_state_size, mixer.ssm_state_size], dim=-1)
             dt = F.softplus(mixer.dt_proj(dt))  # [B, E]
             ssm.mul_(torch.exp(dt[..., None] * A)).add_(dt[..., None] * B[:, None] * xs[..., None])
-            y = (ssm @ C[..., None])[..., 0] + xs * mixer.D
-            x = x + mixer.out_proj(y * mixer.act(z))
-        return self.model.lm_head(self.model.backbone.norm_f(x)).float()
+            y = (ssm @ C[..., None].float())[..., 0] + xs * mixer.D
+            x = x + mixer.out_proj((y * mixer.act(z)).to(z.dtype))
+        return _logits(self.model.lm_head, self.model.backbone.norm_f(x))
 
     def keep(self, rows: torch.Tensor) -> None:
         """Go on with only the flows at `rows` (indices into the current batch)."""

@@ -29,6 +29,9 @@ class Llama(CausalLMGenerator):
     # trained to convergence (early stopping), 1e-3 reached a lower validation loss than 3e-3 on IoT Sentinel
     # (0.936 vs 0.956) and on fgnet-sample (1.676 vs 1.706), where TSTR / train on real rose from 0.76 to 0.85
     train_defaults = {**CausalLMGenerator.train_defaults, "lr": 1e-3}
+    # precision auto may choose bf16 (where the chip is fast at it): TSTR and the six metrics were within seed noise
+    # of float32 (BENCHMARKS.md); mamba's scan is elementwise work, which bf16 made slower on a CPU (0.75x sampling)
+    auto_bf16 = True
 
     def _build(self):
         from transformers import LlamaConfig as HFConfig, LlamaForCausalLM

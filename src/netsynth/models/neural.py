@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import torch
 
+from netsynth import precision
 from netsynth.errors import NetsynthError
 from netsynth.flows import FlowSet
 from netsynth.models.base import Generator
@@ -19,6 +20,7 @@ FIT_OPTIONS = frozenset(f.name for f in dataclasses.fields(FitOptions))
 class NeuralGenerator(Generator):
     train_options = FIT_OPTIONS
     private = True  # trains with DP-SGD when asked (its loss keeps one row per flow)
+    auto_bf16 = False  # whether precision auto may choose bf16 (only where its quality was measured, BENCHMARKS.md)
 
     @classmethod
     def nominal_parameters(cls, n_classes: int, n_packets: int, max_size: int) -> int:
@@ -58,16 +60,25 @@ class NeuralGenerator(Generator):
         shown = options.verbose or options.progress
         log = (lambda msg: print(msg, file=sys.stderr)) if shown and is_main_process() else None
         device = resolve_device(options.device)
+        settings = dataclasses.replace(options.train_settings(), precision=self._training_precision(options, device))
         if log:
             log(f"{self.kind}: {self.n_parameters:,} trainable parameters, {len(train)} flows, "
                 f"{len(self.classes_)} classes, device {device}")
-            for note in self.runtime_notes(device):
+            for note in self.runtime_notes(device) + [precision.describe(settings.precision, options.precision, device)]:
                 log(note)
         loss = self._loss if options.dp_epsilon is None else self._private_loss
-        self.history_ = fit_module(self.module_, loss, self._tensors(train), options.train_settings(),
+        self.history_ = fit_module(self.module_, loss, self._tensors(train), settings,
                                    checkpoint_dir=options.checkpoint_dir, resume=options.resume, log=log,
                                    progress=options.progress)
         self.privacy_ = self.history_.pop("differential_privacy", None)
+        self.history_["precision"] = settings.precision
+
+    def resolve_precision(self, choice: str, device: torch.device) -> str:
+        """fp32 or bf16: `choice` resolved for this kind on `device` (auto picks bf16 only where the kind allows it)."""
+        return precision.resolve(choice, device) if self.auto_bf16 or choice != "auto" else "fp32"
+
+    def _training_precision(self, options: FitOptions, device: torch.device) -> str:
+        return "fp32" if options.dp_epsilon is not None else self.resolve_precision(options.precision, device)
 
     @property
     def n_parameters(self) -> int:

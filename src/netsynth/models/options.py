@@ -11,6 +11,7 @@ import math
 import warnings
 from dataclasses import dataclass
 
+from netsynth import precision
 from netsynth.errors import NetsynthError
 
 
@@ -34,6 +35,7 @@ class TrainSettings:
     checkpoint_every: float = 30.0  # seconds between checkpoints (and one after the last epoch); 0: every epoch
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
+    precision: str = "auto"  # auto | fp32 | bf16 (netsynth.precision)
     dp_epsilon: float | None = None  # train with DP-SGD (Opacus) to this privacy budget; None: no DP
     dp_delta: float | None = None  # None: 1 / (10 x the training flows), well below 1 / n
     dp_max_grad_norm: float = 1.0  # per-flow gradient clipping bound of DP-SGD
@@ -42,6 +44,7 @@ class TrainSettings:
         for name in ("epochs", "batch_size", "patience"):
             if int(getattr(self, name)) < 1:
                 raise NetsynthError(f"{name} must be at least 1, got {getattr(self, name)}")
+        precision.check(self.precision)
         if self.min_steps < 0:
             raise NetsynthError(f"min_steps must be at least 0, got {self.min_steps}")
         if not self.lr > 0:
@@ -69,6 +72,8 @@ class FitOptions(TrainSettings):
         if self.resume and self.dp_epsilon is not None:
             raise NetsynthError("--resume is not available with --dp-epsilon (the privacy accountant is not "
                                 "checkpointed): train again")
+        if self.precision == "bf16" and self.dp_epsilon is not None:
+            raise NetsynthError("--precision bf16 is not available with --dp-epsilon (DP-SGD trains in float32)")
 
     def train_settings(self) -> TrainSettings:
         return TrainSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(TrainSettings)})
@@ -80,8 +85,12 @@ class SampleOptions:
     top_k: int = 0  # sequence models: draw among the k most likely tokens (0 = all)
     batch_size: int = 1024  # flows generated at once
     device: str = "auto"  # auto | cpu | cuda
+    precision: str = "auto"  # sequence models: auto | fp32 | bf16 (netsynth.precision)
     steps: int = 20  # diffusion: denoising steps
     sampler: str = "dpm-solver++"  # diffusion: dpm-solver++ | ddim
+
+    def __post_init__(self):
+        precision.check(self.precision)
 
 
 def resolve_options(cls, given: dict, used: frozenset[str], kind: str, defaults: dict | None = None):

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from netsynth import timing
+from netsynth import precision, timing
 from netsynth.codecs.tokens import EOS, PAD, TokenCodec
 from netsynth.errors import NetsynthError
 from netsynth.flows import FlowSet
@@ -35,7 +35,7 @@ class TokenSettings:
 
 
 class CausalLMGenerator(NeuralGenerator):
-    sample_options = frozenset({"temperature", "top_k", "batch_size", "device"})
+    sample_options = frozenset({"temperature", "top_k", "batch_size", "device", "precision"})
     learns_timing = True
     # mamba keeps 3e-3 (not yet compared with 1e-3 to convergence); llama sets its own lr (models/llama.py)
     train_defaults = {"lr": 3e-3, "min_steps": 2000}
@@ -106,11 +106,12 @@ class CausalLMGenerator(NeuralGenerator):
 
     def _sample(self, codes: np.ndarray, seed: int, options: SampleOptions) -> FlowSet:
         device = resolve_device(options.device)
-        tokens = sample_tokens(self.module_, self.codec_, codes, seed=seed, temperature=options.temperature,
-                               top_k=options.top_k, batch_size=options.batch_size, device=device)
-        flows = self.codec_.decode(tokens, codes)
-        if self.learned_timing_:
-            flows.iat = self._draw_iat(tokens, codes, flows.direction != 0, seed, options.batch_size, device)
+        with precision.autocast(self.resolve_precision(options.precision, device), device):
+            tokens = sample_tokens(self.module_, self.codec_, codes, seed=seed, temperature=options.temperature,
+                                   top_k=options.top_k, batch_size=options.batch_size, device=device)
+            flows = self.codec_.decode(tokens, codes)
+            if self.learned_timing_:
+                flows.iat = self._draw_iat(tokens, codes, flows.direction != 0, seed, options.batch_size, device)
         return flows
 
     @torch.inference_mode()

@@ -157,5 +157,6 @@ def quantized(model: Generator, mode: str) -> Generator:
     else:
         raise ValueError(mode)
     q.module_ = module
+    q.auto_bf16 = False  # int8 weights are not cast to bf16: precision auto samples them as they are
     return q
 
