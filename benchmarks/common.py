@@ -18,3 +18,28 @@ def iot_split():
 
 def iot_train():
     return iot_split()[0]
+
+
+def matmul_peak(dtype=None, size: int = 1024, repeats: int = 5) -> float:
+    """This machine's matmul rate in GFLOP/s (best of `repeats` products of two size x size matrices)."""
+    import time
+
+    import torch
+
+    a = torch.randn(size, size, dtype=dtype or torch.float32)
+    b = torch.randn(size, size, dtype=dtype or torch.float32)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * size ** 3 / best / 1e9
+
+
+def matmul_flops_per_token(module) -> int:
+    """2 x the weights of every Linear layer: the matmul work of one token through the model (attention and the
+    scan aside, which are small beside it at these widths)."""
+    import torch
+
+    return 2 * sum(m.weight.numel() for m in module.modules() if isinstance(m, torch.nn.Linear))

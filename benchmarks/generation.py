@@ -1,29 +1,33 @@
 """Generation speed: netsynth's samplers beside the usual reference, in the same process.
 
-    python benchmarks/generation.py [--epochs 2] [--flows 4096]
+    python benchmarks/generation.py [--epochs 2] [--flows 4096] [--train train.parquet]
 
 - llama and mamba (paper sizes, trained briefly on IoT Sentinel so that flows end at <EOS> as they do in
-  use): the batched KV-cache loop with inverse-CDF sampling vs transformers `generate()` (sampling, same
-  batch of 1024, same maximum length), in flows per second.
+  use): netsynth's step decoder with inverse-CDF sampling, in float32 and in bf16, vs transformers
+  `generate()` (sampling, same batch of 1024, same maximum length), in flows per second; the matmul work
+  this reaches as a share of the machine's measured matmul peak; one flow per call, in ms.
 - diffusion (NetDiffus-NR): DPM-Solver++ with the default 20 steps vs DDIM with 50 steps, in ms per flow.
 """
 import argparse
+import platform
 import time
 
 import numpy as np
 import torch
 
 import netsynth
-from common import iot_train
+from common import iot_train, matmul_flops_per_token, matmul_peak
 from netsynth.codecs.tokens import EOS, PAD
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--epochs", type=int, default=2)
 parser.add_argument("--flows", type=int, default=4096)
+parser.add_argument("--train", help="a FlowSet to train on instead of the IoT Sentinel training split")
 args = parser.parse_args()
-train = iot_train()
-torch.set_num_threads(torch.get_num_threads())
-print(f"torch threads {torch.get_num_threads()}, {args.flows} flows, batch 1024")
+train = netsynth.FlowSet.read(args.train) if args.train else iot_train()
+peak = {p: matmul_peak(dtype) for p, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
+print(f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}; matmul peak "
+      f"{peak['fp32']:.0f} GFLOP/s float32, {peak['bf16']:.0f} bf16; {args.flows} flows, batch 1024")
 
 
 def per_class(n):
@@ -31,24 +35,39 @@ def per_class(n):
     return {c: k for c in train.classes}
 
 
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
 for kind in ("llama", "mamba"):
     model = netsynth.create(kind).fit(train, epochs=args.epochs)
     counts = per_class(args.flows)
     model.sample(per_class(1024), seed=0)  # warm-up
-    t0 = time.perf_counter()
-    flows = model.sample(counts, seed=0)
-    ours = time.perf_counter() - t0
+    rates = {}
+    for p in ("fp32", "bf16"):
+        flows, took = timed(lambda: model.sample(counts, seed=0, precision=p))
+        steps = np.minimum(flows.length + 1, model.n_packets_).sum()  # one decoder step per token drawn
+        gflops = steps * matmul_flops_per_token(model.module_) / took / 1e9
+        rates[p] = len(flows) / took
+        print(f"{kind:9s} netsynth sampler {p}  {rates[p]:7.0f} flows/s ({1000 * took / len(flows):.2f} ms/flow), "
+              f"{gflops:5.1f} GFLOP/s = {100 * gflops / peak[p]:.0f} % of the {p} matmul peak")
     codes = np.repeat(np.arange(len(model.classes_)), list(counts.values()))
     prompts = torch.from_numpy(model.codec_.class_token(codes))[:, None]
-    t0 = time.perf_counter()
-    with torch.inference_mode():
-        for i in range(0, len(prompts), 1024):
-            model.module_.generate(prompts[i:i + 1024], max_new_tokens=model.n_packets_ + 1, do_sample=True,
-                                   eos_token_id=EOS, pad_token_id=PAD)
-    ref = time.perf_counter() - t0
-    n = len(flows)
-    print(f"{kind:9s} netsynth sampler {n / ours:7.0f} flows/s ({1000 * ours / n:.2f} ms/flow) | "
-          f"transformers generate() {n / ref:7.0f} flows/s | ratio {ref / ours:.2f}x")
+
+    def reference():
+        with torch.inference_mode():
+            for i in range(0, len(prompts), 1024):
+                model.module_.generate(prompts[i:i + 1024], max_new_tokens=model.n_packets_ + 1, do_sample=True,
+                                       eos_token_id=EOS, pad_token_id=PAD)
+    _, ref = timed(reference)
+    print(f"{kind:9s} transformers generate() {len(codes) / ref:7.0f} flows/s | netsynth fp32 / generate() "
+          f"{rates['fp32'] * ref / len(codes):.2f}x, bf16 / generate() {rates['bf16'] * ref / len(codes):.2f}x")
+    one = {model.classes_[0]: 1}
+    model.sample(one, seed=0)
+    _, took = timed(lambda: [model.sample(one, seed=s) for s in range(50)])
+    print(f"{kind:9s} one flow per call {1000 * took / 50:.2f} ms (paper, on its GPU: llama 31.2, mamba 148.5)")
 
 model = netsynth.create("diffusion").fit(train, epochs=args.epochs)
 n = 1024

@@ -1,52 +1,83 @@
-"""Training speed: flows per second of netsynth's training loop beside a bare PyTorch loop, same process.
+"""Training speed: flows per second of netsynth's training loop beside bare PyTorch loops, same process.
 
-    python benchmarks/training.py [--epochs 1]
+    python benchmarks/training.py [--epochs 1] [--train train.parquet]
 
-The reference trains the same llama module with the same data and batch size (256) in the plainest loop
-(forward, backward, AdamW step), so the ratio shows what the loop adds (Accelerate, validation,
-checkpoints, schedule). mamba, cvae and diffusion are timed through netsynth at their paper sizes.
+References, each the plainest loop (forward, backward, AdamW step) over the same llama module, data and batch
+size (256), float32:
+- "transformers loss": the module's own loss (`labels=`, <PAD> ignored), what a user of transformers writes;
+- "netsynth loss": netsynth's loss (the output layer only where there is a token to predict), so that the ratio
+  shows what the loop adds (Accelerate, validation, checkpoints, schedule).
+netsynth's loop runs llama in float32 and in bf16 (--precision bf16); mamba, cvae and diffusion at their paper
+sizes in float32. Each llama row also gives its matmul work as a share of the machine's measured matmul peak.
 """
 import argparse
+import platform
 import tempfile
 import time
 
 import torch
 
 import netsynth
-from common import iot_train
+from common import iot_train, matmul_peak
+from netsynth.codecs.tokens import PAD
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--epochs", type=int, default=1)
+parser.add_argument("--train", help="a FlowSet to train on instead of the IoT Sentinel training split")
 args = parser.parse_args()
-train = iot_train()
+train = netsynth.FlowSet.read(args.train) if args.train else iot_train()
 n_train = int(round(len(train) * 0.9))  # the loop holds 10 % out for validation
-print(f"{len(train)} flows ({n_train} trained per epoch), batch 256, torch threads {torch.get_num_threads()}")
+peak = {p: matmul_peak(dtype) for p, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
+print(f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}; matmul peak "
+      f"{peak['fp32']:.0f} GFLOP/s float32, {peak['bf16']:.0f} bf16; {len(train)} flows ({n_train} trained per "
+      "epoch), batch 256")
 
-results = {}
-for kind in ("llama", "mamba", "cvae", "diffusion"):
-    with tempfile.TemporaryDirectory() as ckpt:
-        model = netsynth.create(kind)
-        t0 = time.perf_counter()
-        model.fit(train, epochs=args.epochs, batch_size=256, patience=99, checkpoint_dir=ckpt)
-        took = time.perf_counter() - t0
-    per_epoch = sum(model.history_["seconds"]) / len(model.history_["seconds"])
-    results[kind] = (n_train / per_epoch, per_epoch, model.n_parameters)
-    print(f"{kind:9s} {n_train / per_epoch:7.0f} flows/s  {per_epoch:6.1f} s/epoch  {model.n_parameters:,} parameters")
-
-# reference: the bare loop on the llama module
 model = netsynth.create("llama")
 model.classes_, model.n_packets_, model.max_size_ = train.classes, train.n_packets, 1500
 model._prepare(train)
-torch.manual_seed(0)
-module = model._build().train()
 ids = torch.from_numpy(model.codec_.encode(train))[:n_train]
-opt = torch.optim.AdamW(module.parameters(), lr=1e-3)
-t0 = time.perf_counter()
-for i in range(0, len(ids), 256):
-    loss = model._loss(module, ids[i:i + 256])
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-bare = time.perf_counter() - t0
-print(f"llama bare PyTorch loop {n_train / bare:7.0f} flows/s | netsynth loop / bare = {results['llama'][0] / (n_train / bare):.2f}")
-print(f"mamba / llama training speed: {results['mamba'][0] / results['llama'][0]:.2f}")
+
+
+def llama_gflop(seconds: float) -> float:
+    """Training matmul work of one epoch (3 x the forward pass: forward, and backward for inputs and weights) in
+    GFLOP/s: every position through the layers, the output layer at the positions with a token to predict."""
+    module = model._build()
+    head = module.get_output_embeddings().weight.numel()
+    body = sum(m.weight.numel() for m in module.modules() if isinstance(m, torch.nn.Linear)) - head
+    positions, targets = ids.numel(), int((ids[:, 1:] != PAD).sum())
+    return 3 * 2 * (body * positions + head * targets) / seconds / 1e9
+
+
+def bare_loop(loss_of) -> float:
+    torch.manual_seed(0)
+    module = model._build().train()
+    opt = torch.optim.AdamW(module.parameters(), lr=1e-3)
+    t0 = time.perf_counter()
+    for i in range(0, len(ids), 256):
+        loss = loss_of(module, ids[i:i + 256])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return n_train / (time.perf_counter() - t0)
+
+
+def transformers_loss(module, batch):
+    return module(input_ids=batch, labels=batch.masked_fill(batch == PAD, -100)).loss
+
+
+bare = {"transformers loss": bare_loop(transformers_loss), "netsynth loss": bare_loop(model._loss)}
+for name, rate in bare.items():
+    seconds = n_train / rate
+    print(f"llama bare PyTorch loop, {name:17s} {rate:6.0f} flows/s  {seconds:5.1f} s/epoch")
+
+for kind, precision in (("llama", "fp32"), ("llama", "bf16"), ("mamba", "fp32"), ("cvae", "fp32"), ("diffusion", "fp32")):
+    with tempfile.TemporaryDirectory() as ckpt:
+        trained = netsynth.create(kind).fit(train, epochs=args.epochs, batch_size=256, patience=99,
+                                            checkpoint_dir=ckpt, precision=precision)
+    per_epoch = sum(trained.history_["seconds"]) / len(trained.history_["seconds"])
+    line = f"{kind:9s} {precision}  {n_train / per_epoch:7.0f} flows/s  {per_epoch:6.1f} s/epoch  {trained.n_parameters:,} parameters"
+    if kind == "llama":
+        work = llama_gflop(per_epoch)
+        line += (f"  {work:.0f} GFLOP/s = {100 * work / peak[precision]:.0f} % of the {precision} peak | / bare loop: "
+                 + ", ".join(f"{n_train / per_epoch / rate:.2f}x ({name})" for name, rate in bare.items()))
+    print(line)
