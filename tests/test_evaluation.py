@@ -77,7 +77,9 @@ def test_benchmark_quick_runs_resumes_and_refuses_another_dataset(capsys, demo_f
     # --timing: the models' flows carry inter-arrival times, scored beside the real-vs-real floor
     assert set(steps["fidelity:cvae"]["timing"]) == set(steps["timing_floor"]["macro"]) == {"jsd_log_iat", "jsd_duration"}
     assert 0 <= steps["tstr:cvae"]["class_fidelity"] <= 1 and 0 <= steps["train_on_real"]["class_fidelity"] <= 1
-    for name in ("report.md", "fidelity.csv", "timing.csv", "tstr.csv", "augmentation.csv", "efficiency.csv", "fidelity_radar.png",
+    assert 0 <= steps["tstr:markov"]["f1_timing"] <= 1 and 0 <= steps["train_on_real"]["f1_timing"] <= 1
+    assert "| lengths | lengths and timing |" in (tmp_path / "r" / "report.md").read_text()
+    for name in ("report.md", "fidelity.csv", "timing.csv", "tstr_timing.csv", "tstr.csv", "augmentation.csv", "efficiency.csv", "fidelity_radar.png",
                  "augmentation.png"):
         assert (tmp_path / "r" / name).stat().st_size > 0, name
     assert (tmp_path / "r" / ".gitignore").read_text() == "cache/\n"

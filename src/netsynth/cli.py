@@ -363,7 +363,7 @@ def evaluate(real_file, train_file, synth_file, output, seed, bin_width):
     if timing:
         timing_floor = timing_fidelity(real, train.select(list(real.present_counts())))
         timing["floor"] = timing_floor and timing_floor["macro"]
-    f1 = tstr(train, real, synth, seed=seed)
+    f1 = tstr(train, real, synth, seed=seed, timing=timing is not None and train.iat is not None)
     privacy = audit(train, real, synth, seed=seed)
     result = {"macro": scores["macro"], "per_class": scores["per_class"], "floor": floor["macro"], "tstr": f1,
               "privacy": privacy, "timing": timing, "files": {"real": real_file, "train": train_file, "synthetic": synth_file}, "seed": seed}
@@ -378,6 +378,9 @@ def evaluate(real_file, train_file, synth_file, output, seed, bin_width):
     out.print(table)
     out.print(f"TSTR macro F1: train on synthetic {100 * f1['train_on_synthetic']:.2f} %, "
               f"train on real {100 * f1['train_on_real']:.2f} %")
+    if "train_on_synthetic_timing" in f1:
+        out.print(f"TSTR macro F1 with timing features: train on synthetic {100 * f1['train_on_synthetic_timing']:.2f} %, "
+                  f"train on real {100 * f1['train_on_real_timing']:.2f} %")
     out.print(f"class fidelity (a forest trained on real flows labels them with their class): synthetic "
               f"{100 * f1['class_fidelity_synthetic']:.2f} %, real test flows {100 * f1['class_fidelity_real']:.2f} %")
     print_privacy(privacy)

@@ -167,9 +167,9 @@ def read_split(cache: Path, settings: ExperimentSettings) -> Split:
     return Split(train, test.select(list(test.present_counts())), list(range(settings.seeds)), target)
 
 
-def train_on_real_step(s: Split) -> dict:
+def train_on_real_step(s: Split, timing: bool) -> dict:
     return {"f1": [forest_f1(s.train, s.test, seed=seed) for seed in s.seeds],
-            "class_fidelity": class_fidelity(s.real_forest, s.test)}
+            "class_fidelity": class_fidelity(s.real_forest, s.test), **_timing_f1(s.train, s, timing)}
 
 
 def train_step(kind: str, train: FlowSet, settings: ExperimentSettings, model_dir: Path) -> dict:
@@ -219,10 +219,15 @@ def timing_floor_step(s: Split) -> dict:
     return timing_fidelity(s.test, s.train.select(list(s.test.classes)))
 
 
-def tstr_step(synth: dict[int, FlowSet], s: Split) -> dict:
-    """TSTR F1 per seed, and the class fidelity of the synthetic flows (a forest trained on real flows labels them)."""
+def tstr_step(synth: dict[int, FlowSet], s: Split, timing: bool) -> dict:
+    """TSTR F1 per seed, and the class fidelity of the synthetic flows (a forest trained on real flows labels them);
+    with timing, the F1 of a forest that also sees each packet's inter-arrival time (seed 0)."""
     return {"f1": [forest_f1(synth[seed], s.test, seed=seed) for seed in s.seeds],
-            "class_fidelity": class_fidelity(s.real_forest, synth[0])}
+            "class_fidelity": class_fidelity(s.real_forest, synth[0]), **_timing_f1(synth[0], s, timing)}
+
+
+def _timing_f1(train: FlowSet, s: Split, timing: bool) -> dict:
+    return {"f1_timing": forest_f1(train, s.test, seed=s.seeds[0], timing=True)} if timing else {}
 
 
 def privacy_step(model_dir: Path, synth: FlowSet, s: Split) -> dict:
@@ -304,7 +309,7 @@ def run_experiment(flows_path: str | Path, out_dir: str | Path, settings: Experi
     step("floor", real_floor, s.test, s.train, settings.bin_width)
     if settings.timing:
         step("timing_floor", timing_floor_step, s)
-    step("train_on_real", train_on_real_step, s)
+    step("train_on_real", train_on_real_step, s, settings.timing)
     pools: dict[str, FlowSet] = {}
     for kind in settings.models:
         model_dir, pool_path = cache / "models" / kind, cache / "synthetic" / f"{kind}.parquet"
@@ -315,7 +320,7 @@ def run_experiment(flows_path: str | Path, out_dir: str | Path, settings: Experi
         pools[kind] = FlowSet.read(pool_path)
         synth = synthetic_sets(kind, pools[kind], s)
         step(f"fidelity:{kind}", fidelity_step, synth[0], s, settings.bin_width)
-        step(f"tstr:{kind}", tstr_step, synth, s)
+        step(f"tstr:{kind}", tstr_step, synth, s, settings.timing)
         step(f"privacy:{kind}", privacy_step, model_dir, synth[0], s)
     majority = max(s.train.class_counts().values())
     if s.target < majority:

@@ -109,10 +109,18 @@ def _timing(out: Path, steps: dict, models: list[str]) -> list[str]:
     rows += [[display(m)] + [f"{steps[f'fidelity:{m}']['timing'][n]:.4f}" for n in names]
              for m in models if "timing" in steps.get(f"fidelity:{m}", {})]
     _write_csv(out / "timing.csv", ["model"] + names, rows)
-    return ["## Timing fidelity (macro over classes, lower is better)", "",
-            "llama and mamba learn inter-arrival times with a head of their own; the other kinds draw them from the "
-            "empirical per-class timing model (class, packet position, direction pair; netsynth.timing). The floor: "
-            "the real training split's timing against the test split's.", "", _table(["model"] + names, rows), ""]
+    md = ["## Timing fidelity (macro over classes, lower is better)", "",
+          "llama and mamba learn inter-arrival times with a head of their own; the other kinds draw them from the "
+          "empirical per-class timing model (class, packet position, direction pair; netsynth.timing). The floor: "
+          "the real training split's timing against the test split's.", "", _table(["model"] + names, rows), ""]
+    sources = [("train on real", "train_on_real")] + [(display(m), f"tstr:{m}") for m in models]
+    f1 = [[name, _pct(steps[key]["f1"][:1]), _pct([steps[key]["f1_timing"]])]
+          for name, key in sources if "f1_timing" in steps.get(key, {})]
+    if not f1:
+        return md
+    _write_csv(out / "tstr_timing.csv", ["approach", "f1_lengths", "f1_lengths_and_timing"], f1)
+    return md + ["TSTR macro F1 (%, seed 0) of the forest on signed lengths alone and on lengths with each packet's "
+                 "log inter-arrival time:", "", _table(["trained on", "lengths", "lengths and timing"], f1), ""]
 
 
 def _paper_line(rq: str, compare: bool) -> list[str]:
