@@ -30,7 +30,7 @@ class Llama(CausalLMGenerator):
     # (0.936 vs 0.956) and on fgnet-sample (1.676 vs 1.706), where TSTR / train on real rose from 0.76 to 0.85
     train_defaults = {**CausalLMGenerator.train_defaults, "lr": 1e-3}
     # precision auto may choose bf16 (where the chip is fast at it): TSTR and the six metrics were within seed noise
-    # of float32 (BENCHMARKS.md); mamba's scan is elementwise work, which bf16 made slower on a CPU (0.75x sampling)
+    # of float32 (BENCHMARKS.md); mamba's scan is elementwise work, which bf16 made slower on a CPU (0.70x sampling)
     auto_bf16 = True
 
     def _build(self):

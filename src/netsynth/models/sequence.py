@@ -4,9 +4,9 @@ Sampling is a hand-written batched loop rather than `generate()`: it masks impos
 <UNK>, and <EOS> before the first packet), draws each token by inverse-CDF sampling (one uniform number per
 flow against the cumulative distribution: exact like Gumbel-max, but B numbers per step instead of B x vocabulary,
 which dominates the cost on a CPU), and steps the model with netsynth's own cache (models/decoding.py), from which
-a flow leaves as soon as it draws <EOS>. Every sampling run checks the decoder's second step against the model's
-full forward pass over the prefix, so a decoder that disagrees with transformers stops the run instead of giving
-wrong flows.
+a flow leaves as soon as it draws <EOS>. The first sampling run of each model checks the decoder's second step
+against the model's full forward pass over the prefix, so a decoder that disagrees with transformers stops the run
+instead of giving wrong flows.
 """
 from __future__ import annotations
 
