@@ -214,8 +214,8 @@ def train(kind, train_file, output, epochs, min_steps, batch_size, lr, seed, dev
         refuse_overwrite(Path(output), overwrite or resume, "a model", "or --resume to continue its training")
         implicit = model.used_train_options({"checkpoint_dir": output, "verbose": True})  # noted only when asked for
         model.fit(flows, epochs=epochs, min_steps=min_steps, batch_size=batch_size, lr=lr, seed=seed, device=device,
-                  precision=precision, resume=resume or None, checkpoint_every=checkpoint_every, timing=timing, dp_epsilon=dp_epsilon,
-                  dp_delta=dp_delta, dp_max_grad_norm=dp_max_grad_norm, **implicit)
+                  precision=precision, resume=resume or None, checkpoint_every=checkpoint_every, timing=timing,
+                  dp_epsilon=dp_epsilon, dp_delta=dp_delta, dp_max_grad_norm=dp_max_grad_norm, **implicit)
         if not is_main_process():
             return
         model.save(output)
@@ -379,8 +379,8 @@ def evaluate(real_file, train_file, synth_file, output, seed, bin_width):
     out.print(f"TSTR macro F1: train on synthetic {100 * f1['train_on_synthetic']:.2f} %, "
               f"train on real {100 * f1['train_on_real']:.2f} %")
     if "train_on_synthetic_timing" in f1:
-        out.print(f"TSTR macro F1 with timing features: train on synthetic {100 * f1['train_on_synthetic_timing']:.2f} %, "
-                  f"train on real {100 * f1['train_on_real_timing']:.2f} %")
+        out.print(f"TSTR macro F1 with timing features: train on synthetic "
+                  f"{100 * f1['train_on_synthetic_timing']:.2f} %, train on real {100 * f1['train_on_real_timing']:.2f} %")
     out.print(f"class fidelity (a forest trained on real flows labels them with their class): synthetic "
               f"{100 * f1['class_fidelity_synthetic']:.2f} %, real test flows {100 * f1['class_fidelity_real']:.2f} %")
     print_privacy(privacy)

@@ -53,11 +53,13 @@ def dependency_findings() -> list[Finding]:
 def device_finding() -> Finding:
     import torch
 
+    from netsynth import precision
     from netsynth.train import resolve_device
 
     device = resolve_device("auto")
     what = torch.cuda.get_device_name(0) if device.type == "cuda" else f"{platform.machine()} CPU"
-    return Finding("device", f"{device} ({what}), {usable_cores()} usable CPU cores, {torch.get_num_threads()} torch threads")
+    return Finding("device", f"{device} ({what}), {usable_cores()} usable CPU cores, {torch.get_num_threads()} "
+                             f"torch threads; llama's {precision.describe(precision.resolve('auto', device), 'auto', device)}")
 
 
 def sampler_findings(seed: int = 0) -> list[Finding]:

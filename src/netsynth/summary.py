@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 
 from netsynth import paper
-from netsynth.metrics import METRIC_NAMES
 
 
 def mean_std(values) -> tuple[float, float]:
