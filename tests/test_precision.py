@@ -69,3 +69,12 @@ def test_bad_precision_and_bf16_with_dp_are_one_line_errors(small_train, capsys,
     small_train.write(path)
     code, _, err = run(capsys, "train", "llama", str(path), "-o", str(tmp_path / "m"), "--precision", "fp16")
     assert "precision must be one of auto, fp32, bf16" in error_line(code, err)
+
+
+def test_the_training_log_says_why_auto_kept_float32():
+    from netsynth.models.options import FitOptions
+
+    note = netsynth.create("cvae")._precision_note("fp32", FitOptions(), CPU)
+    assert note == "precision fp32 (auto: cvae's bf16 quality has not been measured)"
+    assert "DP-SGD" in netsynth.create("llama")._precision_note("fp32", FitOptions(dp_epsilon=1.0), CPU)
+    assert netsynth.create("llama")._precision_note("bf16", FitOptions(precision="bf16"), CPU) == "precision bf16"

@@ -39,7 +39,8 @@ def resolve(choice: str, device: torch.device) -> str:
 
 @functools.cache
 def bf16_speedup(size: int = 512, repeats: int = 3) -> float:
-    """bf16 matmul throughput over float32 on this CPU, measured once per process (a few milliseconds)."""
+    """bf16 matmul throughput over float32 on this CPU, measured once per process (about 10 ms; about a second
+    where bf16 is emulated, which is when the answer matters most)."""
     def best_time(dtype):
         a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
         times = []

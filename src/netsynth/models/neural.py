@@ -64,7 +64,7 @@ class NeuralGenerator(Generator):
         if log:
             log(f"{self.kind}: {self.n_parameters:,} trainable parameters, {len(train)} flows, "
                 f"{len(self.classes_)} classes, device {device}")
-            for note in self.runtime_notes(device) + [precision.describe(settings.precision, options.precision, device)]:
+            for note in self.runtime_notes(device) + [self._precision_note(settings.precision, options, device)]:
                 log(note)
         loss = self._loss if options.dp_epsilon is None else self._private_loss
         self.history_ = fit_module(self.module_, loss, self._tensors(train), settings,
@@ -79,6 +79,13 @@ class NeuralGenerator(Generator):
 
     def _training_precision(self, options: FitOptions, device: torch.device) -> str:
         return "fp32" if options.dp_epsilon is not None else self.resolve_precision(options.precision, device)
+
+    def _precision_note(self, used: str, options: FitOptions, device: torch.device) -> str:
+        if options.precision == "auto" and options.dp_epsilon is not None:
+            return "precision fp32 (auto: DP-SGD trains in float32)"
+        if options.precision == "auto" and not self.auto_bf16:
+            return f"precision fp32 (auto: {self.kind}'s bf16 quality has not been measured)"
+        return precision.describe(used, options.precision, device)
 
     @property
     def n_parameters(self) -> int:
