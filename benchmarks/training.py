@@ -18,7 +18,7 @@ import time
 import torch
 
 import netsynth
-from common import iot_train, matmul_peak
+from common import iot_train, matmul_flops_per_token, matmul_peak
 from netsynth.codecs.tokens import PAD
 
 parser = argparse.ArgumentParser()
@@ -38,14 +38,15 @@ model._prepare(train)
 ids = torch.from_numpy(model.codec_.encode(train))[:n_train]
 
 
+head = model._build().get_output_embeddings().weight.numel()
+body = matmul_flops_per_token(model._build()) // 2 - head  # the weights of every Linear layer but the output one
+EPOCH_FLOP = 3 * 2 * (body * ids.numel() + head * int((ids[:, 1:] != PAD).sum()))
+
+
 def llama_gflop(seconds: float) -> float:
     """Training matmul work of one epoch (3 x the forward pass: forward, and backward for inputs and weights) in
     GFLOP/s: every position through the layers, the output layer at the positions with a token to predict."""
-    module = model._build()
-    head = module.get_output_embeddings().weight.numel()
-    body = sum(m.weight.numel() for m in module.modules() if isinstance(m, torch.nn.Linear)) - head
-    positions, targets = ids.numel(), int((ids[:, 1:] != PAD).sum())
-    return 3 * 2 * (body * positions + head * targets) / seconds / 1e9
+    return EPOCH_FLOP / seconds / 1e9
 
 
 def bare_loop(loss_of) -> float:

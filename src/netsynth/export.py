@@ -1,12 +1,12 @@
 """Synthetic flows as captures that any tool reads: `netsynth export FLOWS -o DIR`.
 
 Each flow becomes one conversation between its own client (by default 10.x.y.z, a port of its own, so no two
-flows share a 5-tuple) and its class's server (by default 192.0.2.1 for all; `Addresses`): by default TCP, with a three-way handshake, sequence and acknowledgement
-numbers that add up, an ACK for every data packet and a FIN exchange; or UDP datagrams. Payloads are filler
-bytes (zeros) of exactly the generated lengths; checksums are computed by scapy. Timestamps follow the flows'
-inter-arrival times where they have them, else 1 ms between packets; flows follow one another `gap` seconds
-apart, or start at a fixed rate. The
-layout DIR/<class>/synthetic.pcap is what `netsynth ingest DIR` (labels from folders) reads back.
+flows share a 5-tuple) and its class's server (by default 192.0.2.1 for all; `Addresses`): by default TCP, with
+a three-way handshake, sequence and acknowledgement numbers that add up, an ACK for every data packet and a FIN
+exchange; or UDP datagrams. Payloads are filler bytes (zeros) of exactly the generated lengths; checksums are
+computed by scapy. Timestamps follow the flows' inter-arrival times where they have them, else 1 ms between
+packets; flows follow one another `gap` seconds apart, or start at a fixed rate. The layout
+DIR/<class>/synthetic.pcap is what `netsynth ingest DIR` (labels from folders) reads back.
 
 scapy builds the frames (the field's packet library); the conversation logic (who sends what, with which
 numbers) is written here because no library turns a sequence of signed lengths into one.

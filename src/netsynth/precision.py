@@ -17,8 +17,8 @@ import torch
 from netsynth.errors import NetsynthError
 
 PRECISIONS = ("auto", "fp32", "bf16")
-# An AVX512-BF16 EPYC's 2x matmul rate gave llama 1.05-1.3x end to end (casts and float32 elementwise work
-# remain): not worth the rounding. AMX reaches about 6x (BENCHMARKS.md).
+# An AVX512-BF16 EPYC's 2x matmul rate gave llama 1.2-1.65x in training but 0.84x in sampling (casts and
+# float32 elementwise work remain): not worth the rounding by default. AMX reaches about 6x (BENCHMARKS.md).
 BF16_MIN_SPEEDUP = 3.0
 
 

@@ -2,8 +2,8 @@
 empirical timing model, timing fidelity) and each flow's service (protocol and server port, drawn per class).
 
 llama and mamba learn gaps themselves (a head over their hidden state, models/sequence.py); every other kind
-trained with timing uses the empirical model, a baseline (issue 11): for each class, packet position k and pair of directions
-(previous packet, this packet) it keeps the histogram of the inter-arrival time (IAT) over log-spaced bins and
+trained with timing uses the empirical model, a baseline (issue 11): for each class, packet position k and pair
+of directions (previous packet, this packet) it keeps the histogram of the inter-arrival time (IAT) over log-spaced bins and
 draws each synthetic packet's IAT from it, log-uniformly inside the drawn bin. It conditions on what most
 shapes a gap (a reply follows its request fast; a new request waits on the application) and on nothing
 else, so any generator's flows can carry timing without the generator learning it. Cells with no training
