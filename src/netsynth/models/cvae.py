@@ -125,11 +125,11 @@ class CVAE(NeuralGenerator):
         return (rec + self.config.beta * kl) / n_real
 
     def _private_loss(self, module, ids, codes):
-        """Each flow's own loss (its free bits too, per flow rather than over the batch), averaged over flows: DP-SGD
-        assumes that no flow's gradient depends on another's."""
+        """Each flow's own loss [B] (its free bits too, per flow rather than over the batch): DP-SGD assumes that no
+        flow's gradient depends on another's."""
         rec, kl, n_real = self._flow_terms(module, ids, codes, sample_latent=True)
         kl = kl.clamp(min=self.config.free_bits).sum(1)
-        return ((rec + self.config.beta * kl) / n_real.clamp(min=1)).mean()
+        return (rec + self.config.beta * kl) / n_real.clamp(min=1)
 
     def _flow_terms(self, module, ids, codes, sample_latent: bool):
         """Per flow: the reconstruction loss (nats), the KL per latent dimension, and the number of packets."""

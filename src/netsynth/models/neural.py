@@ -48,8 +48,8 @@ class NeuralGenerator(Generator):
         """Learn the representation (codec) from the training data before the module is built."""
 
     def _private_loss(self, module, *batch) -> torch.Tensor:
-        """The loss for DP-SGD, whose per-flow gradients need every layer to see one row per flow."""
-        return self._loss(module, *batch)
+        """Each flow's own loss [B] for DP-SGD, whose per-flow gradients need every layer to see one row per flow."""
+        raise NotImplementedError
 
     def _fit(self, train: FlowSet, options: FitOptions) -> None:
         if options.dp_epsilon is not None and not self.private:

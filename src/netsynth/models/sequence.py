@@ -96,13 +96,13 @@ class CausalLMGenerator(NeuralGenerator):
         return torch.cat(out).numpy()
 
     def _private_loss(self, module, ids):
-        # DP-SGD needs a loss that is a mean over flows of each flow's own loss (the guarantee assumes no flow's
-        # gradient depends on another's) and one row per flow in every layer: every position goes through the
-        # output layer (not only the real tokens, as `_loss` does), and each flow's mean is over its own tokens
+        # DP-SGD needs each flow's own loss [B] (the guarantee assumes no flow's gradient depends on another's) and one
+        # row per flow in every layer: every position goes through the output layer (not only the real tokens, as
+        # `_loss` does), and each flow's loss is the mean over its own tokens
         logits = module(input_ids=ids).logits[:, :-1].float()
         target = ids[:, 1:]
         per_token = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=PAD, reduction="none")
-        return (per_token.sum(1) / (target != PAD).sum(1).clamp(min=1)).mean()
+        return per_token.sum(1) / (target != PAD).sum(1).clamp(min=1)
 
     def _sample(self, codes: np.ndarray, seed: int, options: SampleOptions) -> FlowSet:
         device = resolve_device(options.device)
