@@ -4,19 +4,22 @@
     python benchmarks/dp_speed.py [--kinds llama,mamba,cvae --batch-size 1024 --steps 3]
 
 Each kind at its default size on the IoT Sentinel training split; seconds per step are the median of --steps
-steps after one warm-up step; "peak MB" is the growth of the process's peak resident memory during the mode's
-steps (ru_maxrss; measured plain, ghost, hooks, in the order of the memory they need).
+steps after one warm-up step; "peak MB" is the growth of the peak resident memory (ru_maxrss) during the mode's
+steps, each kind in a process of its own, its modes in the order of the memory they need (plain, ghost, hooks).
 """
 import argparse
 import copy
 import resource
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
 
 import netsynth
 from common import iot_train
+from netsynth.machine import usable_cores
 from netsynth.train import WithLoss, make_private, use_all_cores
 
 
@@ -64,17 +67,21 @@ def main():
     parser.add_argument("--kinds", default="llama,mamba,cvae")
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # one kind, in a process of its own (its own memory peak)
     args = parser.parse_args()
-    use_all_cores()
-    train = iot_train()
-    print(f"DP-SGD step at batch {args.batch_size}, {torch.get_num_threads()} threads, median of {args.steps} steps")
-    print(f"{'kind':6s} {'plain s':>8s} {'hooks s':>8s} {'ghost s':>8s} {'hooks/ghost':>12s} {'ghost/plain':>12s} "
-          f"{'hooks peak MB':>14s} {'ghost peak MB':>14s}")
-    for kind in args.kinds.split(","):
-        r = measure(kind, train, args.batch_size, args.steps)
+    if args.one:
+        use_all_cores()
+        r = measure(args.one, iot_train(), args.batch_size, args.steps)
         (plain, _), (hooks, hooks_mb), (ghost, ghost_mb) = r["plain"], r["hooks"], r["ghost"]
-        print(f"{kind:6s} {plain:8.2f} {hooks:8.2f} {ghost:8.2f} {hooks / ghost:11.1f}x {ghost / plain:11.1f}x "
+        print(f"{args.one:6s} {plain:8.2f} {hooks:8.2f} {ghost:8.2f} {hooks / ghost:11.1f}x {ghost / plain:11.1f}x "
               f"{hooks_mb:14.0f} {ghost_mb:14.0f}", flush=True)
+        return
+    print(f"DP-SGD step at batch {args.batch_size}, {usable_cores()} cores, median of {args.steps} steps")
+    print(f"{'kind':6s} {'plain s':>8s} {'hooks s':>8s} {'ghost s':>8s} {'hooks/ghost':>12s} {'ghost/plain':>12s} "
+          f"{'hooks peak MB':>14s} {'ghost peak MB':>14s}", flush=True)
+    for kind in args.kinds.split(","):
+        subprocess.run([sys.executable, __file__, "--one", kind, "--batch-size", str(args.batch_size),
+                        "--steps", str(args.steps)], check=True, stderr=subprocess.DEVNULL)
 
 
 if __name__ == "__main__":
