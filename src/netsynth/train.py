@@ -266,10 +266,13 @@ class FlowMean:
 
 def make_private(mode: str = "ghost", **kwargs):
     """Opacus's privacy engine (it holds the accountant) and the (module, optimizer, criterion, loader) it made
-    private for a budget (`kwargs`: those of make_private_with_epsilon). mode "ghost": ghost clipping (Li et al. 2022, "Large Language Models Can Be Strong
-    Differentially Private Learners"; Opacus's fast gradient clipping), two backward passes that give each flow's
-    gradient norm without the per-flow gradients, 4.4x faster for llama at batch 1,024 on a 2-core CPU; "hooks":
-    every per-flow gradient materialized, the reference the tests hold ghost clipping to."""
+    private for a budget (`kwargs`: those of make_private_with_epsilon).
+
+    mode "ghost": ghost clipping (Li et al. 2022, "Large Language Models Can Be Strong Differentially Private
+    Learners"; Opacus's fast gradient clipping), two backward passes that give each flow's gradient norm without
+    the per-flow gradients: a llama step at batch 1,024 4.0x faster on a 2-core CPU, in 261 MB instead of 9.3 GB
+    (benchmarks/dp_speed.py). "hooks": every per-flow gradient materialized, the reference the tests hold ghost
+    clipping to."""
     from opacus import PrivacyEngine
 
     with warnings.catch_warnings():  # Opacus warns that secure_mode is off; the noise is seeded on purpose
@@ -282,8 +285,8 @@ def make_private(mode: str = "ghost", **kwargs):
 
 
 class WithLoss(torch.nn.Module):
-    """A model and its loss as one module whose forward returns the loss, under bf16 autocast for precision bf16
-    (weights, gradients and the optimizer stay float32). Not Accelerate's mixed_precision: it is fixed for the
+    """A model and its loss as one module whose forward returns the loss (each flow's own under DP), under bf16
+    autocast for precision bf16 (weights, gradients and the optimizer stay float32). Not Accelerate's mixed_precision: it is fixed for the
     whole process at the first Accelerator, and netsynth trains kinds of different precisions in one process."""
 
     def __init__(self, model: torch.nn.Module, loss_fn: Callable, precision: str = "fp32"):
