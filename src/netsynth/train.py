@@ -199,15 +199,15 @@ class Trainer:
     def private_epoch(self, module, criterion, loader, optimizer, scheduler, title: str) -> float:
         total, count = 0.0, 0
         device = self.accelerator.device
-        with EpochBar(title, len(loader), self.progress) as bar:
+        with EpochBar(title, len(loader), self.progress) as bar, warnings.catch_warnings():
+            # Opacus's hooks on a first layer whose input (token ids) needs no gradient: harmless
+            warnings.filterwarnings("ignore", "Full backward hook is firing")
             for batch in loader:
                 if len(batch[0]) == 0:  # Poisson sampling can draw an empty batch
                     continue
                 loss = criterion(module(*(t.to(device) for t in batch)))
                 optimizer.zero_grad(set_to_none=True)
-                with warnings.catch_warnings():  # Opacus's hooks on a first layer whose input (token ids) needs no
-                    warnings.filterwarnings("ignore", "Full backward hook is firing")  # gradient: harmless
-                    loss.backward()
+                loss.backward()
                 optimizer.step()
                 scheduler.step()
                 total += loss.item() * len(batch[0])
