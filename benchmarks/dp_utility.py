@@ -26,11 +26,11 @@ def main():
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--lr", type=float)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a model setting (int)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a model setting")
     args = parser.parse_args()
     train, test = FlowSet.read(args.train), FlowSet.read(args.test)
     test = test.select(list(test.present_counts()))
-    settings = {k: int(v) for k, v in (item.split("=", 1) for item in args.set)}
+    settings = {k: int(v) if v.isdigit() else v for k, v in (item.split("=", 1) for item in args.set)}
     options = {"dp_epsilon": args.epsilon, "epochs": args.epochs, "batch_size": args.batch_size, "verbose": True,
                **({"lr": args.lr} if args.lr else {})}
     t0 = time.perf_counter()

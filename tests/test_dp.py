@@ -3,6 +3,7 @@ loss that keeps each flow's gradient its own."""
 import copy
 import json
 
+import numpy as np
 import pytest
 import torch
 from opacus.accountants import RDPAccountant
@@ -16,7 +17,7 @@ from test_cli_ingest import error_line, run
 
 
 def tiny(kind):
-    return netsynth.create(kind, **KINDS[kind].tiny, **({"vocabulary": "observed"} if kind != "cvae" else {}))
+    return netsynth.create(kind, **KINDS[kind].tiny)
 
 
 @pytest.mark.parametrize("kind", ["llama", "mamba", "cvae"])
@@ -73,6 +74,23 @@ def test_ghost_clipping_gives_the_update_of_per_flow_gradients(small_train, kind
         updates.append(torch.cat([(p.detach() - b).flatten() for p, b in zip(module.parameters(), before)]))
     assert updates[0].abs().max() > 0
     assert torch.allclose(updates[0], updates[1], atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["llama", "cvae"])
+def test_nothing_but_the_weights_depends_on_the_flows(small_train, tmp_path, kind):
+    """Neighbouring training sets, one flow's lengths changed to a value no other flow has, give the same
+    config.json: under DP only the weights learn from the flows, and only through DP-SGD (no lengths seen, no
+    hash of the data)."""
+    neighbour = small_train.take(np.arange(len(small_train)))
+    neighbour.size[0, :neighbour.length[0]] = 1377
+    assert not (small_train.size == 1377).any()
+    configs = []
+    for i, flows in enumerate((small_train, neighbour)):
+        tiny(kind).fit(flows, epochs=1, batch_size=16, dp_epsilon=2.0).save(tmp_path / str(i))
+        configs.append(json.loads((tmp_path / str(i) / "config.json").read_text()))
+    assert configs[0] == configs[1] and configs[0]["data_hash"] is None
+    with pytest.raises(NetsynthError, match="vocabulary 'observed' lists the lengths seen in training"):
+        netsynth.create("llama", vocabulary="observed").fit(small_train, epochs=1, dp_epsilon=2.0)
 
 
 def test_a_budget_not_kept_is_refused(small_train, monkeypatch):

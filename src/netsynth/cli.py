@@ -262,7 +262,7 @@ def generate(model_dir, output, per_class, like, counts_file, seed, no_copies, *
         from netsynth.privacy import LONG, redraw_copies
 
         train = FlowSet.read(no_copies)
-        if data_hash(train) != model.data_hash_:
+        if model.data_hash_ is not None and data_hash(train) != model.data_hash_:  # DP models keep no hash
             console.print(f"[yellow]note:[/] {escape(no_copies)} is not the data this model was trained on", soft_wrap=True)
         synth, replaced, left = redraw_copies(model, synth, train, seed, **options)
         out.print(f"redrew {replaced} flows that copied a training flow of {LONG}+ packets; {left} copies left")

@@ -81,9 +81,15 @@ class Generator:
         train = train.select(present)
         self.classes_ = train.classes
         self.n_packets_ = train.n_packets
-        self.max_size_ = int(train.meta.get("options", {}).get("max_size", 1500))
-        self.max_size_ = max(self.max_size_, int(train.size.max()))
-        self.data_hash_ = data_hash(train)
+        # Under DP only the weights learn from the flows, through DP-SGD: nothing else a model keeps may depend on
+        # them. A hash of the flows would let anyone who holds all but one test guesses of the last one.
+        private = options.dp_epsilon is not None
+        declared = int(train.meta.get("options", {}).get("max_size", 1500))
+        if private and train.size.max() > declared:
+            raise NetsynthError(f"{self.kind}: lengths above the declared max_size {declared}: DP training takes its "
+                                "vocabulary from max_size, not from the flows (ingest with --max-size)")
+        self.max_size_ = max(declared, int(train.size.max()))
+        self.data_hash_ = None if private else data_hash(train)
         if timing:
             require_timing(train, "the training flows")
             if options.dp_epsilon is not None:

@@ -78,6 +78,12 @@ class CVAEModule(nn.Module):
         return self.decode(z, onehot), mu, logvar
 
 
+def every_length(max_size: int) -> np.ndarray:
+    """Every signed length, -max_size..-1 and 1..max_size [2 max_size]."""
+    full = np.arange(1, max_size + 1, dtype=np.int64)
+    return np.concatenate([-full[::-1], full])
+
+
 def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, sigma^2) || N(0, 1)) per example and latent dimension [B, latent], in nats."""
     return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
@@ -91,15 +97,13 @@ class CVAE(NeuralGenerator):
     # TSTR/real with 3e-3: 0.84 (IoT Sentinel), 0.44 (fgnet); 1e-3: 0.28 (fgnet)
     train_defaults = {"epochs": 60, "lr": 3e-3, "min_steps": 3000}
 
-    def _prepare(self, train: FlowSet) -> None:
-        self.values_ = np.unique(train.signed[train.direction != 0]).astype(np.int64)
+    def _prepare(self, train: FlowSet, private: bool) -> None:
+        # under DP the heads cover every signed length up to max_size: the lengths seen would reveal single flows
+        self.values_ = every_length(self.max_size_) if private else np.unique(train.signed[train.direction != 0]).astype(np.int64)
 
     def _restore_codec(self, config: dict) -> None:
-        if "values" in config:
-            self.values_ = np.asarray(config["values"], dtype=np.int64)
-        else:  # a nominal model (`netsynth models`): every signed length up to the maximum size
-            full = np.arange(1, self.max_size_ + 1)
-            self.values_ = np.concatenate([-full[::-1], full])
+        # without "values": a nominal model (`netsynth models`)
+        self.values_ = np.asarray(config["values"], dtype=np.int64) if "values" in config else every_length(self.max_size_)
 
     def _extra_config(self) -> dict:
         return {"values": self.values_.tolist()}

@@ -134,7 +134,7 @@ class Diffusion(NeuralGenerator):
             raise NetsynthError(f"size_scale must be linear or log, got {self.config.size_scale!r}")
         return self.config.size_scale == "log"
 
-    def _prepare(self, train: FlowSet) -> None:
+    def _prepare(self, train: FlowSet, private: bool) -> None:
         self._log_scale()
         self.values_, self.offsets_ = values_by_class(train)
 

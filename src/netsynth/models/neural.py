@@ -44,8 +44,10 @@ class NeuralGenerator(Generator):
     def _loss(self, module, *batch) -> torch.Tensor:
         raise NotImplementedError
 
-    def _prepare(self, train: FlowSet) -> None:
-        """Learn the representation (codec) from the training data before the module is built."""
+    def _prepare(self, train: FlowSet, private: bool) -> None:
+        """Learn the representation (codec) from the training data before the module is built. `private`: DP-SGD
+        trains the module, whose guarantee covers only the weights, so the representation must not come from
+        the flows' values (only from classes, packets per flow and max_size)."""
 
     def _private_loss(self, module, *batch) -> torch.Tensor:
         """Each flow's own loss [B] for DP-SGD, whose per-flow gradients need every layer to see one row per flow."""
@@ -54,7 +56,7 @@ class NeuralGenerator(Generator):
     def _fit(self, train: FlowSet, options: FitOptions) -> None:
         if options.dp_epsilon is not None and not self.private:
             raise NetsynthError(f"{self.kind} does not train with differential privacy (llama, mamba and cvae do)")
-        self._prepare(train)
+        self._prepare(train, private=options.dp_epsilon is not None)
         torch.manual_seed(options.seed)
         self.module_ = self._extend(self._build())
         shown = options.verbose or options.progress

@@ -41,7 +41,10 @@ class CausalLMGenerator(NeuralGenerator):
     # against 2.142; TSTR / train on real 0.72 against 0.69; benchmarks/quality.py); llama sets its own (models/llama.py)
     train_defaults = {"lr": 3e-3, "min_steps": 2000}
 
-    def _prepare(self, train: FlowSet) -> None:
+    def _prepare(self, train: FlowSet, private: bool) -> None:
+        if private and self.config.vocabulary == "observed":
+            raise NetsynthError(f"{self.kind}: vocabulary 'observed' lists the lengths seen in training, which DP-SGD's "
+                                "guarantee does not cover: keep the full vocabulary with --dp-epsilon")
         self.codec_ = TokenCodec.fit(train, self.max_size_, self.config.vocabulary)
 
     def _restore_codec(self, config: dict) -> None:
