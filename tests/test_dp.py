@@ -105,9 +105,10 @@ def test_cli_and_kinds_without_dp(capsys, small_train, tmp_path):
     code, out, err = run(capsys, "train", "cvae", str(tmp_path / "t.parquet"), "-o", str(tmp_path / "m"), "--epochs", "1",
                          "--dp-epsilon", "3")
     assert code == 0 and "differentially private (epsilon" in out and "epsilon spent" in err
-    code, _, err = run(capsys, "train", "diffusion", str(tmp_path / "t.parquet"), "-o", str(tmp_path / "d"),
-                       "--dp-epsilon", "3")
-    assert "diffusion does not train with differential privacy" in error_line(code, err)
+    for kind in ("diffusion", "markov"):  # refused, not ignored with a note as options that do not apply are
+        code, _, err = run(capsys, "train", kind, str(tmp_path / "t.parquet"), "-o", str(tmp_path / "d"),
+                           "--dp-epsilon", "3")
+        assert f"{kind} does not train with differential privacy" in error_line(code, err)
     code, _, err = run(capsys, "train", "cvae", str(tmp_path / "t.parquet"), "-o", str(tmp_path / "m"), "--dp-epsilon", "3",
                        "--resume")
     assert "--resume is not available with --dp-epsilon" in error_line(code, err)

@@ -19,7 +19,7 @@ FIT_OPTIONS = frozenset(f.name for f in dataclasses.fields(FitOptions))
 
 class NeuralGenerator(Generator):
     train_options = FIT_OPTIONS
-    private = True  # trains with DP-SGD when asked (its loss keeps one row per flow)
+    private = True  # its loss keeps one row per flow (_private_loss)
     auto_bf16 = False  # whether precision auto may choose bf16 (only where its quality was measured, BENCHMARKS.md)
 
     @classmethod
@@ -54,8 +54,6 @@ class NeuralGenerator(Generator):
         raise NotImplementedError
 
     def _fit(self, train: FlowSet, options: FitOptions) -> None:
-        if options.dp_epsilon is not None and not self.private:
-            raise NetsynthError(f"{self.kind} does not train with differential privacy (llama, mamba and cvae do)")
         self._prepare(train, private=options.dp_epsilon is not None)
         torch.manual_seed(options.seed)
         self.module_ = self._extend(self._build())

@@ -2,7 +2,8 @@
 
 Every kind accepts every option below, so that one loop over kinds can pass the same ones; a kind says which
 it uses (`Generator.train_options`, `sample_options`), and one it does not use is ignored with a one-line
-note (a `NetsynthNote` warning; the CLI prints it as `note: ...`).
+note (a `NetsynthNote` warning; the CLI prints it as `note: ...`). Except a privacy budget: a kind that does
+not train with DP refuses dp_epsilon, since a model trained without the guarantee asked for is a wrong result.
 """
 from __future__ import annotations
 
