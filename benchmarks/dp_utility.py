@@ -3,9 +3,13 @@ paper's six metrics of the synthetic flows (the training split's class counts, s
 
     python benchmarks/dp_utility.py --train train.parquet --test test.parquet --epsilon 4 \\
         [--epochs 30 --batch-size 1024 --lr 1e-3 --set hidden_size=64 --set num_hidden_layers=2]
+        [--public other.parquet ...]
 
 A very large --epsilon (1e6) leaves DP-SGD's clipping and sampling with almost no noise: it separates what
-the noise costs from what the clipping and the step budget cost.
+the noise costs from what the clipping and the step budget cost. --public: pre-training on public flows (other
+datasets, other classes; trained without DP at the kind's defaults), then DP-SGD on the private ones from those
+weights (Li et al. 2022, "Large Language Models Can Be Strong Differentially Private Learners": pre-training is
+what makes DP fine-tuning work). The guarantee covers the private training flows.
 """
 import argparse
 import json
@@ -13,8 +17,29 @@ import time
 
 import netsynth
 from netsynth import FlowSet
+from netsynth.codecs.tokens import SPECIALS
 from netsynth.metrics import fidelity
 from netsynth.tasks.tstr import forest_f1
+
+
+def warm_start(model, public):
+    """Let `model` build its module from the weights of `public` (a token model of other classes): every tensor
+    of the same shape, and of the embedding and output layer the rows of <PAD>, <EOS>, <UNK> and the lengths
+    (the class rows stay as initialised). Both use the full vocabulary of the same max_size."""
+    build = model._build
+
+    def _build():
+        module = build()
+        source = public.module_.state_dict()
+        first, public_first = model.codec_.first_length, public.codec_.first_length
+        for name, weight in module.state_dict().items():
+            if weight.shape == source[name].shape:
+                weight.copy_(source[name])
+            else:
+                weight[:SPECIALS] = source[name][:SPECIALS]
+                weight[first:] = source[name][public_first:]
+        return module
+    model._build = _build
 
 
 def main():
@@ -26,6 +51,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--lr", type=float)
+    parser.add_argument("--public", nargs="+", help="FlowSets to pre-train on without DP")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a model setting")
     args = parser.parse_args()
     train, test = FlowSet.read(args.train), FlowSet.read(args.test)
@@ -34,12 +60,16 @@ def main():
     options = {"dp_epsilon": args.epsilon, "epochs": args.epochs, "batch_size": args.batch_size, "verbose": True,
                **({"lr": args.lr} if args.lr else {})}
     t0 = time.perf_counter()
-    model = netsynth.create(args.kind, **settings).fit(train, **options)
+    model = netsynth.create(args.kind, **settings)
+    if args.public:
+        public = FlowSet.concat([FlowSet.read(f) for f in args.public])
+        warm_start(model, netsynth.create(args.kind, **settings).fit(public, verbose=True))
+    model.fit(train, **options)
     seconds = time.perf_counter() - t0
     synth = model.sample(train.class_counts(), seed=0)
     real_f1, synth_f1 = forest_f1(train, test, seed=0), forest_f1(synth, test, seed=0)
     dp = model.privacy_
-    print(json.dumps({"settings": settings, "options": options, "parameters": model.n_parameters,
+    print(json.dumps({"settings": settings, "options": options, "public": args.public, "parameters": model.n_parameters,
                       "train_seconds": round(seconds), "final_train_loss": round(model.history_["train_loss"][-1], 4),
                       "noise_multiplier": round(dp["noise_multiplier"], 3), "steps": dp["steps"],
                       "epsilon": round(dp["epsilon"], 3), "tstr_f1": round(100 * synth_f1, 1),
