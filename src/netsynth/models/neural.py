@@ -8,7 +8,6 @@ import numpy as np
 import torch
 
 from netsynth import precision
-from netsynth.errors import NetsynthError
 from netsynth.flows import FlowSet
 from netsynth.models.base import Generator
 from netsynth.models.options import FitOptions
