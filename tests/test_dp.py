@@ -91,6 +91,9 @@ def test_nothing_but_the_weights_depends_on_the_flows(small_train, tmp_path, kin
     assert configs[0] == configs[1] and configs[0]["data_hash"] is None
     with pytest.raises(NetsynthError, match="vocabulary 'observed' lists the lengths seen in training"):
         netsynth.create("llama", vocabulary="observed").fit(small_train, epochs=1, dp_epsilon=2.0)
+    neighbour.meta["options"] = {**neighbour.meta.get("options", {}), "max_size": 1000}  # the vocabulary's bound
+    with pytest.raises(NetsynthError, match="lengths above the declared max_size 1000: DP training takes its vocabulary"):
+        tiny(kind).fit(neighbour, epochs=1, dp_epsilon=2.0)
 
 
 def test_a_budget_not_kept_is_refused(small_train, monkeypatch):
