@@ -54,6 +54,8 @@ def main():
     parser.add_argument("--public", nargs="+", help="FlowSets to pre-train on without DP")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a model setting")
     args = parser.parse_args()
+    if args.public and args.kind not in ("llama", "mamba"):
+        parser.error("--public applies to the token models (llama, mamba)")
     train, test = FlowSet.read(args.train), FlowSet.read(args.test)
     test = test.select(list(test.present_counts()))
     settings = {k: int(v) if v.isdigit() else v for k, v in (item.split("=", 1) for item in args.set)}
