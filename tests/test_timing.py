@@ -4,7 +4,7 @@ import pytest
 
 import netsynth
 from netsynth import FlowSet, NetsynthError
-from netsynth.timing import N_BINS, EmpiricalTiming, bins, class_bias, jsd_duration, jsd_log_iat, timing_fidelity
+from netsynth.timing import N_BINS, EmpiricalTiming, bins, class_bias, class_histograms, jsd_duration, jsd_log_iat, timing_fidelity
 
 
 def timed_flows(n=400, seed=0) -> FlowSet:
@@ -102,23 +102,39 @@ def softmax(z):
     return e / e.sum(-1, keepdims=True)
 
 
-def test_class_bias_makes_each_class_mean_prediction_its_histogram():
+def test_class_bias_tilts_each_class_mean_prediction_to_its_target():
     rng = np.random.default_rng(0)
     codes = np.repeat([0, 1, 3], [300, 200, 100])  # class 2 has no packets
-    observed = np.where(codes == 0, rng.choice([16, 17, 30], len(codes)), rng.choice([20, 21], len(codes)))
     logits = rng.normal(0, 2, (len(codes), N_BINS))
-    bias = class_bias(logits, codes, observed, n_classes=4)
-    assert bias.shape == (4, N_BINS) and (bias[2] == 0).all()
-    for c in (0, 1, 3):
-        p = softmax(logits[codes == c] + bias[c]).mean(0)
-        histogram = np.bincount(observed[codes == c], minlength=N_BINS) / (codes == c).sum()
-        assert np.abs(p - histogram).max() < 1e-4
-        assert np.isneginf(bias[c][histogram == 0]).all()
-    # a uniform head: the bias is the log of the histogram (up to a shift)
-    flat = class_bias(np.zeros((len(codes), N_BINS)), codes, observed, n_classes=4)
-    seen = np.isfinite(flat[0])
-    histogram = np.bincount(observed[codes == 0], minlength=N_BINS)[seen] / 300
-    assert np.allclose(flat[0][seen] - flat[0][seen].max(), np.log(histogram / histogram.max()), atol=1e-4)
+    target = np.zeros((4, N_BINS))
+    target[0, [16, 17, 30]] = [0.5, 0.3, 0.2]
+    target[1, [20, 21]] = [0.9, 0.1]
+    target[2, 5] = 1.0
+    bias = class_bias(logits, codes, target)  # class 3: no target, class 2: no packets
+    assert bias.shape == (4, N_BINS) and (bias[2] == 0).all() and (bias[3] == 0).all()
+    for c in (0, 1):
+        assert np.abs(softmax(logits[codes == c] + bias[c]).mean(0) - target[c]).max() < 1e-4
+        assert np.isneginf(bias[c][target[c] == 0]).all()
+    flat = class_bias(np.zeros((len(codes), N_BINS)), codes, target)  # a uniform head: the log of the target
+    assert np.allclose(flat[0, [16, 17, 30]], np.log(target[0, [16, 17, 30]] / 0.5), atol=1e-4)
+
+
+def test_class_histograms_count_every_gap_after_a_first_packet():
+    train = timed_flows(10)
+    h = class_histograms(train)
+    rpc = train.classes.index("rpc")
+    assert h.shape == (2, N_BINS) and np.allclose(h.sum(1), 1)
+    assert np.isclose(h[rpc, bins(1.2e-3)], 2 / 3) and np.isclose(h[rpc, bins(1.2)], 1 / 3)
+
+
+def test_a_barely_trained_gap_head_still_gives_each_class_its_real_gap_histogram():
+    from netsynth.models.registry import KINDS
+    train = timed_flows(200)
+    model = netsynth.create("llama", **KINDS["llama"].tiny).fit(train, timing=True, epochs=1, min_steps=20, batch_size=64)
+    calibrated = timing_fidelity(train, model.sample(n_per_class=400, seed=1))["macro"]["jsd_log_iat"]
+    model.module_.iat_bias.zero_()
+    raw = timing_fidelity(train, model.sample(n_per_class=400, seed=1))["macro"]["jsd_log_iat"]
+    assert calibrated < 0.02 < 0.2 < raw
 
 
 @pytest.mark.parametrize("kind", ["llama", "mamba"])
@@ -131,16 +147,6 @@ def test_sequence_models_learn_gaps_with_a_head_of_their_own(kind, tmp_path):
     synth = model.sample(n_per_class=300, seed=0)
     assert (synth.iat[:, 0] == 0).all() and (synth.iat[synth.direction == 0] == 0).all()
     assert timing_fidelity(train, synth)["macro"]["jsd_log_iat"] < 0.05  # untrained: about 0.9
-    import torch
-    with torch.inference_mode():  # calibrated: each class's mean gap distribution over its packets is its histogram
-        logits = model._gap_logits(torch.from_numpy(model.codec_.encode(train)), train.n_packets)
-        probs = softmax(logits.numpy() + model.module_.iat_bias.numpy()[train.codes][:, None])
-    gaps = train.direction != 0
-    gaps[:, 0] = False
-    for c in range(2):
-        mine = gaps & (train.codes == c)[:, None]
-        histogram = np.bincount(bins(train.iat[mine]), minlength=N_BINS) / mine.sum()
-        assert np.abs(probs[mine].mean(0) - histogram).max() < 1e-4
     back = netsynth.load(model.save(tmp_path / "m"))
     assert np.array_equal(back.sample(n_per_class=300, seed=0).iat, synth.iat)
     with pytest.raises(NetsynthError, match="--timing with --dp-epsilon"):

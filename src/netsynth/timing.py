@@ -90,28 +90,39 @@ def draw_seconds(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.where(b == 0, 0.0, np.exp(low + rng.random(len(probs)) * (high - low)))
 
 
-def class_bias(logits: np.ndarray, codes: np.ndarray, observed: np.ndarray, n_classes: int,
-               tol: float = 1e-5, max_iter: int = 2000) -> np.ndarray:
-    """The maximum-likelihood bias per class [n_classes, N_BINS] added to frozen logits [m, N_BINS] of m packets of
-    classes `codes` [m] whose gaps fell in `observed` bins [m].
+def class_histograms(flows: FlowSet) -> np.ndarray:
+    """[C, N_BINS] each class's share of gaps per bin, over every packet after a flow's first (0 for a class without)."""
+    gaps = (flows.direction != 0) & (np.arange(flows.n_packets) > 0)
+    rows, cols = np.nonzero(gaps)
+    counts = np.zeros((len(flows.classes), N_BINS))
+    np.add.at(counts, (flows.codes[rows], bins(flows.iat[rows, cols])), 1)
+    return counts / np.maximum(counts.sum(1, keepdims=True), 1)
 
-    The log-likelihood is concave in the bias and its gradient for class c is the class's histogram of observed
-    bins minus the head's mean distribution over its packets: at the optimum the two are equal, so the gaps
-    drawn for each class follow its real gap histogram however the network behind the logits pools classes.
-    Found by generalized iterative scaling (Darroch and Ratcliff 1972; one feature per bin, so each step adds
-    log(histogram / mean prediction)); bins a class never shows get -inf. A class without packets keeps bias 0."""
-    bias = np.zeros((n_classes, N_BINS))
+
+def class_bias(logits: np.ndarray, codes: np.ndarray, target: np.ndarray, tol: float = 1e-5,
+               max_iter: int = 2000) -> np.ndarray:
+    """The bias per class [C, N_BINS] that, added to the logits [m, N_BINS] of m packets of classes `codes` [m], makes
+    each class's mean gap distribution over its packets its `target` histogram [C, N_BINS].
+
+    Of all ways to change the m distributions so that the class means hit the targets, adding a bias per class
+    to the logits (an exponential tilt) is the one that moves them least, in KL divergence (the I-projection,
+    Csiszar 1975); it keeps what the logits say about each packet. Found by iterative scaling (Darroch and
+    Ratcliff 1972: each step adds log(target / mean prediction)). Bins a class's target lacks get -inf; a class
+    without packets or without a target keeps bias 0."""
+    bias = np.zeros(target.shape)
     for c in np.unique(codes):
+        if target[c].sum() == 0:
+            continue
         z = logits[codes == c].astype(np.float64)
-        target = np.bincount(observed[codes == c], minlength=N_BINS) / (codes == c).sum()
-        b = np.where(target > 0, 0.0, -np.inf)
+        seen = target[c] > 0
+        b = np.where(seen, 0.0, -np.inf)
         for _ in range(max_iter):
             p = np.exp(z + b - (z + b).max(1, keepdims=True))
             mean = (p / p.sum(1, keepdims=True)).mean(0)
-            if np.abs(mean - target).max() < tol:
+            if np.abs(mean - target[c]).max() < tol:
                 break
-            b = np.where(target > 0, b + np.log(np.where(target > 0, target, 1) / np.maximum(mean, 1e-300)), -np.inf)
-        bias[c] = b - b[target > 0].max()  # softmax ignores a shift: keep the values small for float32
+            b = np.where(seen, b + np.log(np.where(seen, target[c], 1) / np.maximum(mean, 1e-300)), -np.inf)
+        bias[c] = b - b[seen].max()  # softmax ignores a shift: keep the values small for float32
     return bias
 
 

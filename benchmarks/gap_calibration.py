@@ -1,0 +1,56 @@
+"""What the class bias of the gap head does (models/sequence.py `_calibrate_gaps`): per-class log-IAT JSD against
+the real test split, as a multiple of the real-vs-real floor, with the fitted bias and with it set to zero.
+
+    python benchmarks/gap_calibration.py BENCHMARK_DIR [--kind llama] [--seeds 4]
+
+BENCHMARK_DIR is the output of `netsynth benchmark DATA -o DIR --models llama --timing` (it reads the split and the
+trained model from DIR/cache). Gaps are drawn two ways, each with seeds 0..S-1: for the real training flows' own
+sizes (what the head saw in training: this isolates the head) and for flows the model samples (sizes and gaps
+both synthetic, the training split's class counts, as the benchmark scores them).
+"""
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import netsynth
+from netsynth import FlowSet
+from netsynth.timing import timing_fidelity
+
+parser = argparse.ArgumentParser()
+parser.add_argument("dir", type=Path)
+parser.add_argument("--kind", default="llama")
+parser.add_argument("--seeds", type=int, default=4)
+args = parser.parse_args()
+cache = args.dir / "cache"
+train, test = FlowSet.read(cache / "train.parquet"), FlowSet.read(cache / "test.parquet")
+model = netsynth.load(cache / "models" / args.kind)
+tested = list(test.classes)
+floor = timing_fidelity(test, train.select(tested))["macro"]["jsd_log_iat"]
+real = train.select(list(model.classes_)).with_classes(model.classes_)
+real_tokens = model.codec_.encode(real)[:, 1:1 + real.n_packets]
+
+
+def score(flows: FlowSet) -> float:
+    return timing_fidelity(test, flows.select(tested))["macro"]["jsd_log_iat"]
+
+
+def on_real_sizes(seed: int) -> float:
+    flows = real.take(np.arange(len(real)))
+    flows.iat = model._draw_iat(real_tokens, real.codes, real.direction != 0, seed, 1024, "cpu")
+    return score(flows)
+
+
+def on_own_sizes(seed: int) -> float:
+    return score(model.sample(train.present_counts(), seed=seed))
+
+
+print(f"{args.dir}: {args.kind}, real-vs-real floor {floor:.4f}; jsd_log_iat (multiple of the floor), seeds 0-{args.seeds - 1}")
+fitted = model.module_.iat_bias.clone()
+for label, bias in (("class bias fitted", fitted), ("class bias zero", torch.zeros_like(fitted))):
+    model.module_.iat_bias.copy_(bias)
+    for what, fn in (("real training sizes", on_real_sizes), ("sampled sizes", on_own_sizes)):
+        values = [fn(s) for s in range(args.seeds)]
+        print(f"{label:18s} {what:20s} {np.mean(values):.4f} ({np.mean(values) / floor:.2f}x)  "
+              f"[{' '.join(f'{v:.4f}' for v in values)}]")
