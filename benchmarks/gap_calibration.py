@@ -1,5 +1,6 @@
-"""What the class bias of the gap head does (models/sequence.py `_calibrate_gaps`): per-class log-IAT JSD against
-the real test split, as a multiple of the real-vs-real floor, with the fitted bias and with it set to zero.
+"""What the class bias of the gap head does (models/sequence.py `_calibrate_gaps`): the timing metrics (jsd_log_iat,
+jsd_duration) against the real test split, as multiples of the real-vs-real floor, with the fitted bias and with
+it set to zero.
 
     python benchmarks/gap_calibration.py BENCHMARK_DIR [--kind llama] [--seeds 4]
 
@@ -27,30 +28,33 @@ cache = args.dir / "cache"
 train, test = FlowSet.read(cache / "train.parquet"), FlowSet.read(cache / "test.parquet")
 model = netsynth.load(cache / "models" / args.kind)
 tested = list(test.classes)
-floor = timing_fidelity(test, train.select(tested))["macro"]["jsd_log_iat"]
+floor = timing_fidelity(test, train.select(tested))["macro"]
 real = train.select(list(model.classes_)).with_classes(model.classes_)
 real_tokens = model.codec_.encode(real)[:, 1:1 + real.n_packets]
 
 
-def score(flows: FlowSet) -> float:
-    return timing_fidelity(test, flows.select(tested))["macro"]["jsd_log_iat"]
+def score(flows: FlowSet) -> dict:
+    return timing_fidelity(test, flows.select(tested))["macro"]
 
 
-def on_real_sizes(seed: int) -> float:
+def on_real_sizes(seed: int) -> dict:
     flows = real.take(np.arange(len(real)))
     flows.iat = model._draw_iat(real_tokens, real.codes, real.direction != 0, seed, 1024, "cpu")
     return score(flows)
 
 
-def on_own_sizes(seed: int) -> float:
+def on_own_sizes(seed: int) -> dict:
     return score(model.sample(train.present_counts(), seed=seed))
 
 
-print(f"{args.dir}: {args.kind}, real-vs-real floor {floor:.4f}; jsd_log_iat (multiple of the floor), seeds 0-{args.seeds - 1}")
+print(f"{args.dir}: {args.kind}, seeds 0-{args.seeds - 1}; mean (multiple of the floor) [each seed]; real-vs-real floor: "
+      + ", ".join(f"{name} {value:.4f}" for name, value in floor.items()))
 fitted = model.module_.iat_bias.clone()
 for label, bias in (("class bias fitted", fitted), ("class bias zero", torch.zeros_like(fitted))):
     model.module_.iat_bias.copy_(bias)
     for what, fn in (("real training sizes", on_real_sizes), ("sampled sizes", on_own_sizes)):
-        values = [fn(s) for s in range(args.seeds)]
-        print(f"{label:18s} {what:20s} {np.mean(values):.4f} ({np.mean(values) / floor:.2f}x)  "
-              f"[{' '.join(f'{v:.4f}' for v in values)}]")
+        scores = [fn(s) for s in range(args.seeds)]
+        for name in floor:
+            values = [score[name] for score in scores]
+            print(f"{label:18s} {what:20s} {name:12s} {np.mean(values):.4f} ({np.mean(values) / floor[name]:.2f}x)  "
+                  f"[{' '.join(f'{v:.4f}' for v in values)}]")

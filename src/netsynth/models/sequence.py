@@ -74,7 +74,7 @@ class CausalLMGenerator(NeuralGenerator):
         follow the class's real gap histogram. Joint training ends when the validation loss, mostly sizes, stops
         improving; the head's class marginals are still pulled toward the large classes then, and synthetic sizes
         the head never saw pull them further. On IoT Sentinel: JSD of gaps 1.72 times the real-vs-real floor
-        without the bias, 1.32 with it (BENCHMARKS.md). Fitted on at most `per_class` sampled flows per class, at
+        without the bias, 1.25 with it (BENCHMARKS.md). Fitted on at most `per_class` sampled flows per class, at
         a seed of its own, so that no later sampling run reuses its flows."""
         counts = np.minimum(np.bincount(train.codes, minlength=len(self.classes_)), per_class)
         codes = np.repeat(np.arange(len(self.classes_)), counts)
