@@ -1,13 +1,14 @@
 """What a replayable capture needs beyond sizes: packet timing (log-spaced inter-arrival-time bins, the per-class
 empirical timing model, timing fidelity) and each flow's service (protocol and server port, drawn per class).
 
-llama and mamba learn gaps themselves (a head over their hidden state, models/sequence.py); every other kind
-trained with timing uses the empirical model, a baseline (issue 11): for each class, packet position k and pair
-of directions (previous packet, this packet) it keeps the histogram of the inter-arrival time (IAT) over log-spaced bins and
-draws each synthetic packet's IAT from it, log-uniformly inside the drawn bin. It conditions on what most
-shapes a gap (a reply follows its request fast; a new request waits on the application) and on nothing
-else, so any generator's flows can carry timing without the generator learning it. Cells with no training
-packet fall back to the class's histogram for that direction pair, then to the class's.
+llama and mamba learn gaps themselves (a head over their hidden state, models/sequence.py, with a bias per class
+fitted after training: class_bias); every other kind trained with timing uses the empirical model, a baseline
+(issue 11): for each class, packet position k and pair of directions (previous packet, this packet) it keeps the
+histogram of the inter-arrival time (IAT) over log-spaced bins and draws each synthetic packet's IAT from it,
+log-uniformly inside the drawn bin. It conditions on what most shapes a gap (a reply follows its request fast; a
+new request waits on the application) and on nothing else, so any generator's flows can carry timing without the
+generator learning it. Cells with no training packet fall back to the class's histogram for that direction pair,
+then to the class's.
 
 Timing fidelity (lower is better, in [0, 1], per class then macro-averaged, as the six metrics):
     jsd_log_iat     JSD of the histograms of the IATs of every packet after the first, over the bins below
