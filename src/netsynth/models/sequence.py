@@ -71,11 +71,11 @@ class CausalLMGenerator(NeuralGenerator):
     @torch.inference_mode()
     def _calibrate_gaps(self, train: FlowSet, seed: int, per_class: int = 5000) -> None:
         """Fit the head's bias per class (timing.class_bias) so that, on flows this model samples, each class's gaps
-        follow the class's real gap histogram. Joint training ends when the validation loss, mostly sizes, stops
-        improving; the head's class marginals are still pulled toward the large classes then, and synthetic sizes
-        the head never saw pull them further. On IoT Sentinel: JSD of gaps 1.72 times the real-vs-real floor
-        without the bias, 1.25 with it (BENCHMARKS.md). Fitted on at most `per_class` sampled flows per class, at
-        a seed of its own, so that no later sampling run reuses its flows."""
+        follow the class's real gap histogram. The head is a linear read-out of states trained for sizes: its
+        class marginals lean toward the large classes, and synthetic sizes the head never saw move them further.
+        JSD of gaps against the real-vs-real floor, without the bias and with it: IoT Sentinel 2.59 and 1.19
+        times, fgnet-sample 1.48 and 1.13 (BENCHMARKS.md). Fitted on at most `per_class` sampled flows per class,
+        at a seed of its own, so that no later sampling run reuses its flows."""
         counts = np.minimum(np.bincount(train.codes, minlength=len(self.classes_)), per_class)
         codes = np.repeat(np.arange(len(self.classes_)), counts)
         own_seed = int(np.random.default_rng([seed, 3]).integers(2**31))
@@ -118,7 +118,7 @@ class CausalLMGenerator(NeuralGenerator):
             return loss
         # The gap head learns from the network's states without changing them, and the loss it adds has gradients
         # but no value: the network and early stopping see the size loss alone, so --timing cannot cut the size
-        # model's training short (on fgnet-sample, the joint loss stopped at 399 steps: TSTR / real 0.60, not 0.83).
+        # model's training short (a joint loss did on fgnet-sample: BENCHMARKS.md).
         at_packets = states[:, 1:1 + iat_bins.shape[1]].detach()  # position k holds packet k (position 0: the class)
         known = iat_bins != IGNORE
         gaps = F.cross_entropy(module.iat_head(at_packets[known]).float(), iat_bins[known])
