@@ -123,7 +123,7 @@ def test_timed_flows_of_every_kind_round_trip_through_pcap(kind, tmp_path):
     steps = 100 if kind == "mamba" else 1  # mamba learns its gaps; the others draw them from the empirical model
     options = model.used_train_options(dict(timing=True, epochs=1, min_steps=steps, batch_size=32))
     synth = model.fit(timed_flows(40), **options).sample(n_per_class=8, seed=0)
-    assert (synth.iat[synth.direction != 0][1:] > 0).any()
+    assert (synth.iat > 0).any()
     export(synth, tmp_path / "pcaps")
     back, _ = ingest([tmp_path / "pcaps"], IngestOptions(n_packets=synth.n_packets, max_size=1500), workers=1)
     # flows come back in capture order; a gap over the meter's idle timeout (120 s) would split a flow, as on a wire

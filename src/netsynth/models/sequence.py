@@ -72,7 +72,7 @@ class CausalLMGenerator(NeuralGenerator):
     def _calibrate_gaps(self, train: FlowSet, seed: int, per_class: int = 5000) -> None:
         """Fit the head's bias per class (timing.class_bias) so that, on flows this model samples, each class's gaps
         follow the class's real gap histogram. The head is a linear read-out of states trained for sizes: its
-        class marginals lean toward the large classes, and synthetic sizes the head never saw move them further.
+        class marginals miss the real ones, and synthetic sizes the head never saw move them further.
         JSD of gaps against the real-vs-real floor, without the bias and with it: IoT Sentinel 2.59 and 1.19
         times, fgnet-sample 1.48 and 1.13 (BENCHMARKS.md). Fitted on at most `per_class` sampled flows per class,
         at a seed of its own, so that no later sampling run reuses its flows."""
