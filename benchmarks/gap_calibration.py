@@ -17,7 +17,7 @@ import torch
 
 import netsynth
 from netsynth import FlowSet
-from netsynth.timing import timing_fidelity
+from netsynth.timing import has_gap, timing_fidelity
 
 parser = argparse.ArgumentParser()
 parser.add_argument("dir", type=Path)
@@ -39,7 +39,7 @@ def score(flows: FlowSet) -> dict:
 
 def on_real_sizes(seed: int) -> dict:
     flows = real.take(np.arange(len(real)))
-    flows.iat = model._draw_iat(real_tokens, real.codes, real.direction != 0, seed, 1024, "cpu")
+    flows.iat = model._draw_iat(real_tokens, real.codes, has_gap(real.direction), seed, 1024, "cpu")
     return score(flows)
 
 

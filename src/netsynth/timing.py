@@ -34,6 +34,12 @@ def bins(seconds: np.ndarray) -> np.ndarray:
     return np.clip(np.searchsorted(EDGES, np.asarray(seconds, dtype=np.float64), side="right"), 0, N_BINS - 1)
 
 
+def has_gap(direction: np.ndarray) -> np.ndarray:
+    """[n, N] True at every packet that follows another in its flow: the packets with an inter-arrival time (the
+    first packet's is 0 by definition, padding has none)."""
+    return (direction != 0) & (np.arange(direction.shape[1]) > 0)
+
+
 def _direction_pairs(direction: np.ndarray) -> np.ndarray:
     """[n, N] index 0..3 of (previous packet upstream?, this packet upstream?); position 0 pairs with itself."""
     up = (direction > 0).astype(np.int64)
@@ -57,10 +63,8 @@ class EmpiricalTiming:
     def fit(cls, flows: FlowSet) -> "EmpiricalTiming":
         require_timing(flows, "the training flows")
         N, C = flows.n_packets, len(flows.classes)
-        real = flows.direction != 0
-        real[:, 0] = False  # the first packet's IAT is 0 by definition
         counts = np.zeros((C, N, 4, N_BINS))
-        rows, cols = np.nonzero(real)
+        rows, cols = np.nonzero(has_gap(flows.direction))
         np.add.at(counts, (flows.codes[rows], cols, _direction_pairs(flows.direction)[rows, cols],
                            bins(flows.iat[rows, cols])), 1)
         by_pair = counts.sum(axis=1, keepdims=True)
@@ -75,9 +79,7 @@ class EmpiricalTiming:
         """IATs [n, N] in seconds (float32) for `flows` (whose codes index this model's classes); 0 at padding."""
         rng = np.random.default_rng([seed, 1])  # a stream of its own: the sizes drawn with `seed` stay as they were
         iat = np.zeros(flows.size.shape, dtype=np.float64)
-        rows, cols = np.nonzero(flows.direction != 0)
-        keep = cols > 0
-        rows, cols = rows[keep], cols[keep]
+        rows, cols = np.nonzero(has_gap(flows.direction))
         p = self.table[flows.codes[rows], cols, _direction_pairs(flows.direction)[rows, cols]]
         iat[rows, cols] = draw_seconds(p, rng)
         return iat.astype(np.float32)
@@ -93,8 +95,7 @@ def draw_seconds(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def class_histograms(flows: FlowSet) -> np.ndarray:
     """[C, N_BINS] each class's share of gaps per bin, over every packet after a flow's first (0 for a class without)."""
-    gaps = (flows.direction != 0) & (np.arange(flows.n_packets) > 0)
-    rows, cols = np.nonzero(gaps)
+    rows, cols = np.nonzero(has_gap(flows.direction))
     counts = np.zeros((len(flows.classes), N_BINS))
     np.add.at(counts, (flows.codes[rows], bins(flows.iat[rows, cols])), 1)
     return counts / np.maximum(counts.sum(1, keepdims=True), 1)
@@ -129,9 +130,7 @@ def class_bias(logits: np.ndarray, codes: np.ndarray, target: np.ndarray, tol: f
 
 def jsd_log_iat(real: FlowSet, synth: FlowSet) -> float:
     def hist(f: FlowSet):
-        mask = f.direction != 0
-        mask[:, 0] = False
-        return Counter(bins(f.iat[mask]).tolist())
+        return Counter(bins(f.iat[has_gap(f.direction)]).tolist())
     return jsd(hist(real), hist(synth))
 
 

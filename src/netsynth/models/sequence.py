@@ -85,7 +85,7 @@ class CausalLMGenerator(NeuralGenerator):
         ids = np.concatenate([self.codec_.class_token(codes)[:, None], tokens], axis=1)
         logits = np.concatenate([self._gap_logits(batch, flows.n_packets).cpu().numpy()
                                  for batch in torch.from_numpy(ids).split(1024)])
-        rows, cols = np.nonzero((flows.direction != 0) & (np.arange(flows.n_packets) > 0))
+        rows, cols = np.nonzero(timing.has_gap(flows.direction))
         bias = timing.class_bias(logits[rows, cols], codes[rows], timing.class_histograms(train))
         self.module_.iat_bias.copy_(torch.from_numpy(bias))
 
@@ -102,7 +102,7 @@ class CausalLMGenerator(NeuralGenerator):
         if not self.learned_timing_:
             return (ids,)
         target = timing.bins(train.iat)
-        target[(train.direction == 0) | (np.arange(train.n_packets) == 0)] = IGNORE  # no gap before a first packet
+        target[~timing.has_gap(train.direction)] = IGNORE
         return ids, torch.from_numpy(target)
 
     def _loss(self, module, ids, iat_bins=None):
@@ -155,14 +155,16 @@ class CausalLMGenerator(NeuralGenerator):
                                    top_k=options.top_k, batch_size=options.batch_size, device=device)
             flows = self.codec_.decode(tokens, codes)
             if self.learned_timing_:
-                flows.iat = self._draw_iat(tokens, codes, flows.direction != 0, seed, options.batch_size, device)
+                gaps = timing.has_gap(flows.direction)
+                flows.iat = self._draw_iat(tokens, codes, gaps, seed, options.batch_size, device)
         return flows
 
     @torch.inference_mode()
-    def _draw_iat(self, tokens: np.ndarray, codes: np.ndarray, real: np.ndarray, seed: int, batch_size: int,
+    def _draw_iat(self, tokens: np.ndarray, codes: np.ndarray, gaps: np.ndarray, seed: int, batch_size: int,
                   device) -> np.ndarray:
-        """Gaps [n, N] in seconds for sampled `tokens` [n, N]: one full pass over each flow's tokens (exactly the
-        prefixes the head saw in training), then a bin per packet and a value inside it (netsynth.timing)."""
+        """Gaps [n, N] in seconds for sampled `tokens` [n, N], at the packets where `gaps` [n, N] (timing.has_gap): one
+        full pass over each flow's tokens (exactly the prefixes the head saw in training), then a bin per packet and
+        a value inside it (netsynth.timing)."""
         rng = np.random.default_rng([seed, 1])
         self.module_.to(device)
         iat = np.zeros(tokens.shape, dtype=np.float32)
@@ -171,8 +173,7 @@ class CausalLMGenerator(NeuralGenerator):
             ids = np.concatenate([self.codec_.class_token(codes[rows])[:, None], tokens[rows]], axis=1)
             bias = self.module_.iat_bias[torch.from_numpy(codes[rows]).to(device)][:, None]
             probs = (self._gap_logits(torch.from_numpy(ids), tokens.shape[1]) + bias).softmax(-1).cpu().numpy()
-            mask = real[rows].copy()
-            mask[:, 0] = False
+            mask = gaps[rows]
             block = iat[rows]
             block[mask] = timing.draw_seconds(probs[mask], rng)
         return iat
