@@ -8,12 +8,12 @@ that FlowSet the same way. Synthetic flows: the training split's class counts, s
 scores NetDiffus-NR's flows without the snapping to its class's lengths (the same trained model).
 """
 import argparse
-import json
 import time
 
 import netsynth
 from common import iot_split
 from netsynth import FlowSet
+from netsynth.cli import parse_settings
 from netsynth.metrics import fidelity, real_floor
 from netsynth.tasks.tstr import tstr
 
@@ -32,7 +32,7 @@ args = parser.parse_args()
 if args.no_snap and args.kind != "diffusion":
     parser.error("--no-snap applies to diffusion")
 train, test = FlowSet.read(args.data).split(test_size=0.2, seed=0) if args.data else iot_split()
-settings = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.sets)}
+settings = parse_settings(args.sets)
 t0 = time.perf_counter()
 model = netsynth.create(args.kind, **settings).fit(train, epochs=args.epochs, lr=args.lr,
                                                          batch_size=args.batch_size, patience=args.patience,

@@ -71,6 +71,20 @@ def test_gasf_inverse_uses_the_whole_image():
     assert np.abs(diagonal_only - flows.signed).max() > np.abs(gasf.from_gasf(noisy, 1500) - flows.signed).max()
 
 
+def test_flow_length_is_the_one_that_contradicts_the_fewest_values():
+    real = np.array([[1, 1, 1, 0, 1, 1], [1, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0], [1, 0, 1, 0, 0, 0]], bool)
+    assert gasf.flow_lengths(real).tolist() == [6, 2, 1, 3]  # last: 1 or 3 contradict one value each; the longer
+
+
+def test_a_noisy_large_download_packet_does_not_end_the_flow():
+    """-1,500 bytes scales to PAD_GAP, just above the padding: noise there once cut generated flows short."""
+    signed = np.array([[300, -1500, -1500, 120, -1500, -1500, 90, -1500]])
+    phi = np.arccos(gasf.scale(signed, 1500))
+    phi[0, 2] = np.pi / 2  # the third packet drawn as padding, its row and column consistent with that
+    back = gasf.from_gasf(np.cos(phi[:, :, None] + phi[:, None, :]), 1500)
+    assert (back != 0).all() and np.abs(back - signed).max() <= 60
+
+
 def test_zero_payload_packets_have_no_token():
     flows = FlowSet.from_labels([[0, 5]], [[1, -1]], ["a"])
     with pytest.raises(NetsynthError, match="without zero-payload packets"):

@@ -3,7 +3,8 @@ the real flows labels their flows with the class they were generated for far mor
 
 The bars: CVAE 0.6 (it reached 0.6-0.7 here); NetDiffus-NR 0.25, a guard against no conditioning at all, not
 a target: 510 optimizer steps gave 0.35, with or without classifier-free guidance (0.37 at w = 3), and 0.32
-after twice as many (2026-11-27, this 2-core CPU). Diffusion needs far more steps than a CPU test allows.
+after twice as many (2026-11-27, this 2-core CPU, predicting the noise); 0.34 with v-prediction, the default
+since 2026-11-28 (0.37 predicting the noise in the same run). Diffusion needs far more steps than a CPU test allows.
 """
 import numpy as np
 import pytest

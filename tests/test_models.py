@@ -191,6 +191,28 @@ def test_diffusion_with_classifier_free_guidance_and_ddim(small_train):
         model.sample(n_per_class=1, sampler="euler")
 
 
+@pytest.mark.parametrize("prediction", ["v_prediction", "epsilon", "sample"])
+def test_diffusion_training_target_is_what_its_sampler_reads(prediction):
+    """A perfect prediction of the training target, read by the sampler's scheduler, gives back x_0 at any t."""
+    import torch
+    from diffusers import DDIMScheduler
+    model = netsynth.create("diffusion", prediction=prediction)
+    sched = model._scheduler()
+    images, noise = torch.rand(3, 1, 4, 4) * 2 - 1, torch.randn(3, 1, 4, 4)
+    ddim = DDIMScheduler.from_config(sched.config)
+    ddim.set_timesteps(10)
+    for t in ddim.timesteps:
+        ts = torch.full((3,), int(t))
+        target = model._target(sched, images, noise, ts)
+        x0 = ddim.step(target, t, sched.add_noise(images, noise, ts)).pred_original_sample
+        assert torch.allclose(x0, images, atol=1e-3), (prediction, int(t))
+
+
+def test_unknown_diffusion_prediction_is_refused(small_train):
+    with pytest.raises(NetsynthError, match="prediction must be one of v_prediction, epsilon, sample, got 'x'"):
+        netsynth.create("diffusion", prediction="x").fit(small_train, epochs=1)
+
+
 @pytest.mark.parametrize("kind", ["llama", "mamba"])
 def test_saved_weights_load_into_the_plain_transformers_model(kind, fitted, tmp_path):
     """model.safetensors is a transformers checkpoint: the plain *ForCausalLM class takes it, key for key."""

@@ -93,6 +93,17 @@ def test_a_model_saved_by_0_1_0_with_its_options_in_the_config_loads(small_train
     assert netsynth.load(tmp_path / "m").sample(n_per_class=3, seed=2).equals(model.sample(n_per_class=3, seed=2))
 
 
+def test_a_diffusion_model_saved_before_v_prediction_still_predicts_the_noise(small_train, tmp_path):
+    model = netsynth.create("diffusion", **KINDS["diffusion"].tiny, prediction="epsilon").fit(small_train, epochs=1)
+    model.save(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    del config["settings"]["prediction"]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    back = netsynth.load(tmp_path / "m")
+    assert back.config.prediction == "epsilon"
+    assert back.sample(n_per_class=2, seed=1, steps=3).equals(model.sample(n_per_class=2, seed=1, steps=3))
+
+
 def test_a_kind_with_a_bad_role_is_refused():
     with pytest.raises(NetsynthError, match="role must be one of"):
         register(Kind("toaster", Echo, "Toaster", "appliance", False))
