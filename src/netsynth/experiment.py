@@ -24,6 +24,7 @@ from netsynth.errors import NetsynthError
 from netsynth.fileio import atomic_path
 from netsynth.flows import FlowSet
 from netsynth.machine import usable_cores
+from netsynth.lock import LOCK_FILE, OWNER_FILE
 from netsynth.metrics import fidelity, real_floor
 from netsynth.models.base import create, data_hash, load
 from netsynth.models.registry import names
@@ -298,7 +299,7 @@ def run_experiment(flows_path: str | Path, out_dir: str | Path, settings: Experi
     out = Path(out_dir)
     cache = out / "cache"
     cache.mkdir(parents=True, exist_ok=True)
-    (out / ".gitignore").write_text("cache/\n")
+    (out / ".gitignore").write_text(f"cache/\n{LOCK_FILE}\n{OWNER_FILE}\n")  # the folder's results alone go to git
     res = Results(out, data_hash(flows), settings, resume, str(flows_path), flows.meta.get("provenance", {}))
     for kind in redo:
         forget_model(res, cache, kind)

@@ -11,7 +11,7 @@ The UNet predicts v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0 (Salimans & Ho, "P
 Fast Sampling of Diffusion Models", 2022, section 4), not the noise eps of Ho et al. and NetDiffus: with the
 cosine schedule abar_t falls to about 0 at t = T, where a prediction of eps says nothing about x_0, and small
 errors in eps near t = 0 become large errors in sizes. Measured on TII-SSRC (BENCHMARKS.md): TSTR / train on
-real 0.71 against 0.47, class fidelity 57 against 31 %, same steps and seed.
+real 0.72 against 0.47, class fidelity 57 against 31 %, same steps and seed.
 
 The paper's post-generation refinement is carried through to exact values: after the least-squares inverse,
 each signed length moves to the nearest one seen in training in the flow's class (`snap_to_values`). Per
