@@ -23,8 +23,8 @@ from netsynth import privacy
 from netsynth.errors import NetsynthError
 from netsynth.fileio import atomic_path
 from netsynth.flows import FlowSet
-from netsynth.machine import usable_cores
 from netsynth.lock import LOCK_FILE, OWNER_FILE
+from netsynth.machine import usable_cores
 from netsynth.metrics import fidelity, real_floor
 from netsynth.models.base import create, data_hash, load
 from netsynth.models.registry import names
