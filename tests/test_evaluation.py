@@ -151,3 +151,13 @@ def test_class_fidelity_is_the_share_labelled_with_their_own_class():
     right = FlowSet.from_signed(np.array([[100, -50]] * 3 + [[-300, 40]]), ["a", "a", "a", "b"], classes=train.classes)
     half = FlowSet.from_signed(np.array([[100, -50]] * 4), ["a", "a", "b", "b"], classes=train.classes)
     assert class_fidelity(forest(train), right) == 1.0 and class_fidelity(forest(train), half) == 0.5
+
+
+def test_tstr_target_is_the_papers_exact_ratio_and_shows_enough_decimals():
+    """LLaMA's target is 87.43 / 91.80 = 0.9524: a ratio of 0.9517 misses it, and the line must show why."""
+    from netsynth.summary import target_checks
+    steps = {"train_on_real": {"f1": [0.90, 0.92]}, "tstr:llama": {"f1": [0.9517 * 0.91] * 2}}
+    (text, met, value), = target_checks(steps, ["llama"])
+    assert not met and value == "0.9517" and "at least 0.9524" in text
+    steps["tstr:llama"]["f1"] = [0.9525 * 0.91] * 2
+    assert target_checks(steps, ["llama"])[0][1:] == (True, "0.9525")
