@@ -34,7 +34,7 @@ print(f"{platform.processor() or platform.machine()}, torch threads {torch.get_n
 
 model = netsynth.create("llama")
 model.classes_, model.n_packets_, model.max_size_ = train.classes, train.n_packets, 1500
-model._prepare(train)
+model._prepare(train, private=False)
 ids = torch.from_numpy(model.codec_.encode(train))[:n_train]
 
 

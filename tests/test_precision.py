@@ -23,6 +23,8 @@ def test_auto_takes_bf16_only_where_measured_fast_and_for_kinds_that_allow_it(bf
     bf16_speedup(6.0)  # an AMX core
     assert llama.resolve_precision("auto", CPU) == "bf16" and mamba.resolve_precision("auto", CPU) == "fp32"
     assert mamba.resolve_precision("bf16", CPU) == "bf16"
+    bf16_speedup(3.2)  # AVX512-BF16 without working AMX: trained slower in bf16 than in float32
+    assert llama.resolve_precision("auto", CPU) == "fp32"
     bf16_speedup(0.01)  # bf16 emulated
     assert llama.resolve_precision("auto", CPU) == "fp32" and llama.resolve_precision("bf16", CPU) == "bf16"
 

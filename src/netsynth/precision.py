@@ -1,8 +1,8 @@
 """The floating-point precision of training and sampling: float32, or bfloat16 autocast where the chip is fast at it.
 
 bf16 pays only where the hardware has it: GPUs since Ampere, and CPUs with AMX (about 6x the float32 matmul rate);
-AVX512-BF16 alone gives about 2x, and a CPU without either emulates bf16 two orders of magnitude slower than
-float32. Flags in /proc/cpuinfo do not say what torch's kernels make of them, so `auto` measures: it times one
+AVX512-BF16 alone gives 2-3x, and a CPU without either emulates bf16 two orders of magnitude slower than
+float32. Flags in /proc/cpuinfo do not say what torch's kernels make of them, so `auto` measures: it times a
 matmul in each precision and takes bf16 where it is much faster. Weights, gradients, the optimizer, the scan state
 of mamba and the logits stay float32; only the layers' matmuls run in bf16.
 """
@@ -18,8 +18,10 @@ from netsynth.errors import NetsynthError
 
 PRECISIONS = ("auto", "fp32", "bf16")
 # An AVX512-BF16 EPYC's 2x matmul rate gave llama 1.2-1.65x in training but 0.84x in sampling (casts and
-# float32 elementwise work remain): not worth the rounding by default. AMX reaches about 6x (BENCHMARKS.md).
-BF16_MIN_SPEEDUP = 3.0
+# float32 elementwise work remain): not worth the rounding by default. A Xeon with AVX512-BF16 (and AMX in its
+# flags) measured 2-3x here and trained slower in bf16; AMX proper reaches about 6x (BENCHMARKS.md). 4x sits
+# between them, away from both.
+BF16_MIN_SPEEDUP = 4.0
 
 
 def check(choice: str) -> str:
@@ -38,18 +40,24 @@ def resolve(choice: str, device: torch.device) -> str:
 
 
 @functools.cache
-def bf16_speedup(size: int = 512, repeats: int = 3) -> float:
-    """bf16 matmul throughput over float32 on this CPU, measured once per process (about 10 ms; about a second
-    where bf16 is emulated, which is when the answer matters most)."""
-    def best_time(dtype):
-        a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-        times = []
-        for _ in range(repeats + 1):  # the first call warms up the kernel
+def bf16_speedup(size: int = 512, repeats: int = 8) -> float:
+    """bf16 matmul throughput over float32 on this CPU, measured once per process (about 20 ms).
+
+    The two precisions take turns and each keeps its best time: a single slow float32 run (another process,
+    a clock change) once made a 3x chip look 5x. Where bf16 is emulated, each of its runs takes a quarter of a
+    second, so the measurement stops as soon as bf16 is the slower one."""
+    pair = {dtype: (torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype))
+            for dtype in (torch.float32, torch.bfloat16)}
+    best = {dtype: float("inf") for dtype in pair}
+    for i in range(repeats + 1):
+        for dtype, (a, b) in pair.items():
             t0 = time.perf_counter()
             a @ b
-            times.append(time.perf_counter() - t0)
-        return min(times[1:])
-    return best_time(torch.float32) / best_time(torch.bfloat16)
+            if i:  # the first round warms up the kernels
+                best[dtype] = min(best[dtype], time.perf_counter() - t0)
+        if i and best[torch.bfloat16] > best[torch.float32]:
+            break
+    return best[torch.float32] / best[torch.bfloat16]
 
 
 def describe(used: str, choice: str, device: torch.device) -> str:

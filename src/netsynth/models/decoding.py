@@ -48,22 +48,38 @@ class LlamaDecoder:
         x = self.model.model.embed_tokens(ids)
         t, cos, sin = self.t, self.cos[self.t], self.sin[self.t]
         for layer, k_cache, v_cache in zip(self.model.model.layers, self.k, self.v):
-            attention = layer.self_attn
-            h = layer.input_layernorm(x)
-            q = _rotate(attention.q_proj(h).unflatten(-1, (self.heads, self.head_dim)), cos, sin)
-            k_cache[:, :, t] = _rotate(attention.k_proj(h).unflatten(-1, (-1, self.head_dim)), cos, sin)
-            v_cache[:, :, t] = attention.v_proj(h).unflatten(-1, (-1, self.head_dim))
+            attention, mlp = layer.self_attn, layer.mlp
+            h = _norm(layer.input_layernorm, x)
+            q = _rotate(_linear(attention.q_proj, h).unflatten(-1, (self.heads, self.head_dim)), cos, sin)
+            k_cache[:, :, t] = _rotate(_linear(attention.k_proj, h).unflatten(-1, (-1, self.head_dim)), cos, sin)
+            v_cache[:, :, t] = _linear(attention.v_proj, h).unflatten(-1, (-1, self.head_dim))
             # one query per flow, at the last position, sees every key so far: no mask
             out = F.scaled_dot_product_attention(q[:, :, None], k_cache[:, :, :t + 1], v_cache[:, :, :t + 1],
                                                  enable_gqa=k_cache.shape[1] != self.heads)
-            x = x + attention.o_proj(out.flatten(1))
-            x = x + layer.mlp(layer.post_attention_layernorm(x))
+            x = x + _linear(attention.o_proj, out.flatten(1))
+            h = _norm(layer.post_attention_layernorm, x)
+            x = x + _linear(mlp.down_proj, mlp.act_fn(_linear(mlp.gate_proj, h)) * _linear(mlp.up_proj, h))
         self.t += 1
-        return _logits(self.model.lm_head, self.model.model.norm(x))
+        return _logits(self.model.lm_head, _norm(self.model.model.norm, x))
 
     def keep(self, rows: torch.Tensor) -> None:
         """Go on with only the flows at `rows` (indices into the current batch)."""
         self.k, self.v = self.k[:, rows], self.v[:, rows]
+
+
+# At one token per flow a step is hundreds of tiny operations, so the Python around each one costs more than its
+# arithmetic. _linear and _norm do what a plain nn.Linear and transformers' RMSNorm modules do, in one call and
+# without nn.Module.__call__ (sampling registers no hooks); any other layer (an int8-quantized Linear) runs as itself.
+def _linear(layer, x: torch.Tensor) -> torch.Tensor:
+    if type(layer) is torch.nn.Linear:
+        return F.linear(x, layer.weight, layer.bias)
+    return layer(x)
+
+
+def _norm(norm, x: torch.Tensor) -> torch.Tensor:
+    """transformers' LlamaRMSNorm or MambaRMSNorm of x, for float32 x (the residual stream, which stays float32 under
+    autocast; rms_norm is not among the operations autocast lowers)."""
+    return F.rms_norm(x, norm.weight.shape, norm.weight, norm.variance_epsilon)
 
 
 def _logits(head, x: torch.Tensor) -> torch.Tensor:
@@ -94,7 +110,7 @@ class MambaDecoder:
         x = self.model.backbone.embeddings(ids)
         for block, conv, ssm, A in zip(self.model.backbone.layers, self.conv, self.ssm, self.A):
             mixer = block.mixer
-            xs, z = mixer.in_proj(block.norm(x)).chunk(2, dim=-1)  # [B, E] each
+            xs, z = _linear(mixer.in_proj, _norm(block.norm, x)).chunk(2, dim=-1)  # [B, E] each
             conv.copy_(conv.roll(-1, dims=-1))
             conv[..., -1] = xs
             xs = (conv * mixer.conv1d.weight[:, 0]).sum(-1)
@@ -102,12 +118,12 @@ class MambaDecoder:
                 xs = xs + mixer.conv1d.bias
             xs = mixer.act(xs)
             rank = mixer.dt_proj.in_features
-            dt, B, C = torch.split(mixer.x_proj(xs), [rank, mixer.ssm_state_size, mixer.ssm_state_size], dim=-1)
-            dt = F.softplus(mixer.dt_proj(dt))  # [B, E]
+            dt, B, C = torch.split(_linear(mixer.x_proj, xs), [rank, mixer.ssm_state_size, mixer.ssm_state_size], dim=-1)
+            dt = F.softplus(_linear(mixer.dt_proj, dt))  # [B, E]
             ssm.mul_(torch.exp(dt[..., None] * A)).add_(dt[..., None] * B[:, None] * xs[..., None])
             y = (ssm @ C[..., None].float())[..., 0] + xs * mixer.D
-            x = x + mixer.out_proj((y * mixer.act(z)).to(z.dtype))
-        return _logits(self.model.lm_head, self.model.backbone.norm_f(x))
+            x = x + _linear(mixer.out_proj, (y * mixer.act(z)).to(z.dtype))
+        return _logits(self.model.lm_head, _norm(self.model.backbone.norm_f, x))
 
     def keep(self, rows: torch.Tensor) -> None:
         """Go on with only the flows at `rows` (indices into the current batch)."""

@@ -242,7 +242,8 @@ def sample_tokens(model, codec: TokenCodec, codes: np.ndarray, seed: int, temper
         raise NetsynthError("temperature must be positive")
     if next(model.parameters()).device != torch.device(device):  # quantized weights cannot be moved in place
         model = model.to(device)
-    model.eval()
+    if model.training:  # eval() walks every submodule: a cost that sampling one flow per call would pay each time
+        model.eval()
     biases = (token_bias(codec, 0, device), token_bias(codec, 1, device))  # the first packet, every later one
     gen = torch.Generator(device=device).manual_seed(seed)
     out = np.empty((len(codes), codec.n_packets), dtype=np.int64)
