@@ -5,7 +5,8 @@
 - llama and mamba (paper sizes, trained briefly on IoT Sentinel so that flows end at <EOS> as they do in
   use): netsynth's step decoder with inverse-CDF sampling, in float32 and in bf16, vs transformers
   `generate()` (sampling, same batch of 1024, same maximum length), in flows per second; the matmul work
-  this reaches as a share of the machine's measured matmul peak; one flow per call, in ms.
+  this reaches as a share of the machine's measured matmul peak; one flow per call in each precision, in ms, and what
+  precision auto chooses on this machine.
 - diffusion (NetDiffus-NR): DPM-Solver++ with the default 20 steps vs DDIM with 50 steps, in ms per flow.
 """
 import argparse
@@ -18,6 +19,7 @@ import torch
 import netsynth
 from common import iot_train, matmul_flops_per_token, matmul_peak
 from netsynth.codecs.tokens import EOS, PAD
+from netsynth.train import resolve_device
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--epochs", type=int, default=2)
@@ -64,10 +66,14 @@ for kind in ("llama", "mamba"):
     _, ref = timed(reference)
     print(f"{kind:9s} transformers generate() {len(codes) / ref:7.0f} flows/s | netsynth fp32 / generate() "
           f"{rates['fp32'] * ref / len(codes):.2f}x, bf16 / generate() {rates['bf16'] * ref / len(codes):.2f}x")
-    one = {model.classes_[0]: 1}
-    model.sample(one, seed=0)
-    _, took = timed(lambda: [model.sample(one, seed=s) for s in range(50)])
-    print(f"{kind:9s} one flow per call {1000 * took / 50:.2f} ms (paper, on its GPU: llama 31.2, mamba 148.5)")
+    one, per_call = {model.classes_[0]: 1}, {}
+    for p in ("fp32", "bf16"):
+        model.sample(one, seed=0, precision=p)
+        _, took = timed(lambda: [model.sample(one, seed=s, precision=p) for s in range(50)])
+        per_call[p] = f"{p} {1000 * took / 50:.2f} ms"
+    auto = model.resolve_precision("auto", resolve_device("auto"))
+    print(f"{kind:9s} one flow per call {', '.join(per_call.values())}; precision auto here: {auto} "
+          "(paper, on its GPU: llama 31.2, mamba 148.5)")
 
 model = netsynth.create("diffusion").fit(train, epochs=args.epochs)
 n = 1024

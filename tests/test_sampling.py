@@ -140,3 +140,24 @@ def test_saved_weights_load_into_a_plain_transformers_model(trained, tmp_path):
     ids = torch.from_numpy(trained.codec_.class_token(np.arange(4) % len(trained.classes_)))[:, None]
     with torch.inference_mode():
         assert torch.equal(plain.eval()(input_ids=ids).logits, trained.module_(input_ids=ids).logits)
+
+
+def test_the_llama_decoder_groups_query_heads_over_shared_keys_and_drops_rows():
+    """A LlamaForCausalLM with 2 key/value heads for 4 query heads (grouped-query attention), flows dropped
+    mid-way: every step's logits equal those of a full forward pass over the prefix of the flows still running."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2)).eval()
+    prefix = torch.randint(0, 50, (5, 6))
+    decoder, rows = decoder_for(model, len(prefix), prefix.shape[1]), torch.arange(len(prefix))
+    with torch.inference_mode():
+        for t in range(prefix.shape[1]):
+            logits = decoder.step(prefix[rows, t])
+            full = model(input_ids=prefix[rows, :t + 1], use_cache=False).logits[:, -1]
+            torch.testing.assert_close(logits, full, rtol=1e-5, atol=1e-5)
+            if t in (1, 3):  # the first and the last flow end here
+                kept = torch.arange(1, len(rows) - 1)
+                rows = rows[kept]
+                decoder.keep(kept)

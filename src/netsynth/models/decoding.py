@@ -3,8 +3,9 @@
 Each decoder runs the model's own layers (its norms, projections, MLP and rotary embedding, so int8-quantized
 Linear layers work too) and owns only the state between steps:
 
-    LlamaDecoder   k, v [layers, B, heads, T, head_dim]: keys and values of every position so far; the query of
-                   step t attends over positions 0..t (all flows of a batch are at the same position)
+    LlamaDecoder   k, v [layers, T, B, kv_heads, head_dim]: keys and values of every position so far, position
+                   first, so that dropping flows moves only the positions written; the query of step t attends over
+                   positions 0..t (all flows of a batch are at the same position)
     MambaDecoder   conv [layers, B, E, K]: the last K inputs of the causal convolution (K = conv_kernel);
                    ssm [layers, B, E, N]: the selective scan's state h_t (Gu & Dao, Algorithm 2: h_t = exp(dt A) h_{t-1}
                    + dt B_t x_t, y_t = C_t h_t + D x_t, gated by silu(z_t)); E = intermediate_size, N = state_size
@@ -33,11 +34,12 @@ class LlamaDecoder:
     def __init__(self, model, batch: int, length: int):
         config, weight = model.config, model.get_input_embeddings().weight
         self.model = model
-        self.heads = config.num_attention_heads
+        self.heads, self.kv_heads = config.num_attention_heads, config.num_key_value_heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
-        shape = (config.num_hidden_layers, batch, config.num_key_value_heads, length, self.head_dim)
-        self.k = torch.zeros(shape, device=weight.device, dtype=weight.dtype)
-        self.v = torch.zeros(shape, device=weight.device, dtype=weight.dtype)
+        shape = (config.num_hidden_layers, length, batch, self.kv_heads, self.head_dim)
+        # empty, not zeros: step t writes position t before anything reads it
+        self.k = torch.empty(shape, device=weight.device, dtype=weight.dtype)
+        self.v = torch.empty(shape, device=weight.device, dtype=weight.dtype)
         positions = torch.arange(length, device=weight.device)[None]
         cos, sin = model.model.rotary_emb(self.k[0, 0], positions)  # [1, T, head_dim]
         self.cos, self.sin = cos[0], sin[0]
@@ -51,20 +53,31 @@ class LlamaDecoder:
             attention, mlp = layer.self_attn, layer.mlp
             h = _norm(layer.input_layernorm, x)
             q = _rotate(_linear(attention.q_proj, h).unflatten(-1, (self.heads, self.head_dim)), cos, sin)
-            k_cache[:, :, t] = _rotate(_linear(attention.k_proj, h).unflatten(-1, (-1, self.head_dim)), cos, sin)
-            v_cache[:, :, t] = _linear(attention.v_proj, h).unflatten(-1, (-1, self.head_dim))
-            # one query per flow, at the last position, sees every key so far: no mask
-            out = F.scaled_dot_product_attention(q[:, :, None], k_cache[:, :, :t + 1], v_cache[:, :, :t + 1],
-                                                 enable_gqa=k_cache.shape[1] != self.heads)
-            x = x + _linear(attention.o_proj, out.flatten(1))
+            k_cache[t] = _rotate(_linear(attention.k_proj, h).unflatten(-1, (-1, self.head_dim)), cos, sin)
+            v_cache[t] = _linear(attention.v_proj, h).unflatten(-1, (-1, self.head_dim))
+            out = self._attend(q, k_cache[:t + 1], v_cache[:t + 1])
+            x = x + _linear(attention.o_proj, out)
             h = _norm(layer.post_attention_layernorm, x)
             x = x + _linear(mlp.down_proj, mlp.act_fn(_linear(mlp.gate_proj, h)) * _linear(mlp.up_proj, h))
         self.t += 1
         return _logits(self.model.lm_head, _norm(self.model.model.norm, x))
 
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Attention [B, heads * head_dim] of one query per flow, q [B, heads, head_dim], over every key so far,
+        k and v [t + 1, B, kv_heads, head_dim] (no mask: nothing comes after the query). Head h reads key/value
+        head h // (heads / kv_heads), as transformers' repeat_kv. Written out because scaled_dot_product_attention
+        at one query per flow ran 2-5x slower than these products and sums at batch 1,024 (BENCHMARKS.md)."""
+        q = q.unflatten(1, (self.kv_heads, -1))  # [B, kv_heads, group, head_dim]
+        scores = (k[..., None, :] * q).sum(-1) * self.head_dim ** -0.5  # [t + 1, B, kv_heads, group]
+        weights = scores.softmax(dim=0)
+        return (weights[..., None] * v[..., None, :]).sum(0).flatten(1)
+
     def keep(self, rows: torch.Tensor) -> None:
-        """Go on with only the flows at `rows` (indices into the current batch)."""
-        self.k, self.v = self.k[:, rows], self.v[:, rows]
+        """Go on with only the flows at `rows` (indices into the current batch): the positions written so far
+        move to the first len(rows) slots of the cache, in place."""
+        for cache in (self.k, self.v):
+            cache[:, :self.t, :len(rows)] = cache[:, :self.t, rows]
+        self.k, self.v = self.k[:, :, :len(rows)], self.v[:, :, :len(rows)]
 
 
 # At one token per flow a step is hundreds of tiny operations, so the Python around each one costs more than its
@@ -120,7 +133,7 @@ class MambaDecoder:
             rank = mixer.dt_proj.in_features
             dt, B, C = torch.split(_linear(mixer.x_proj, xs), [rank, mixer.ssm_state_size, mixer.ssm_state_size], dim=-1)
             dt = F.softplus(_linear(mixer.dt_proj, dt))  # [B, E]
-            ssm.mul_(torch.exp(dt[..., None] * A)).add_(dt[..., None] * B[:, None] * xs[..., None])
+            ssm.mul_(torch.exp(dt[..., None] * A)).add_((dt * xs)[..., None] * B[:, None])  # one [B, E, N] product, not two
             y = (ssm @ C[..., None].float())[..., 0] + xs * mixer.D
             x = x + _linear(mixer.out_proj, (y * mixer.act(z)).to(z.dtype))
         return _logits(self.model.lm_head, _norm(self.model.backbone.norm_f, x))

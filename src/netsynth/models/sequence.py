@@ -215,7 +215,7 @@ def token_bias(codec: TokenCodec, step: int, device) -> torch.Tensor:
 def next_token_distribution(logits: torch.Tensor, bias: torch.Tensor, temperature: float, top_k: int) -> torch.Tensor:
     """The distribution [B, V] the sampler draws from: logits [B, V] masked by `bias` [V], divided by the
     temperature, cut to the `top_k` most likely tokens (0 = no cut; ties at the k-th value are kept)."""
-    logits = logits / temperature + bias
+    logits = (logits / temperature if temperature != 1 else logits) + bias  # a pass over [B, V] saved at T = 1
     if top_k:
         kth = torch.topk(logits, min(top_k, logits.shape[1]), dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, -torch.inf)
