@@ -41,7 +41,7 @@ def resolve(choice: str, device: torch.device) -> str:
 
 @functools.cache
 def bf16_speedup(size: int = 512, repeats: int = 8) -> float:
-    """bf16 matmul throughput over float32 on this CPU, measured once per process (about 20 ms).
+    """bf16 matmul throughput over float32 on this CPU, measured once per process (about 40 ms).
 
     The two precisions take turns and each keeps its best time: a single slow float32 run (another process,
     a clock change) once made a 3x chip look 5x. Where bf16 is emulated, each of its runs takes a quarter of a
