@@ -139,5 +139,8 @@ class MambaDecoder:
         return _logits(self.model.lm_head, _norm(self.model.backbone.norm_f, x))
 
     def keep(self, rows: torch.Tensor) -> None:
-        """Go on with only the flows at `rows` (indices into the current batch)."""
-        self.conv, self.ssm = self.conv[:, rows], self.ssm[:, rows]
+        """Go on with only the flows at `rows` (indices into the current batch), moved in place to the first
+        len(rows) slots: no fresh state of the batch's size at every step where a flow ends."""
+        for state in (self.conv, self.ssm):
+            state[:, :len(rows)] = state[:, rows]
+        self.conv, self.ssm = self.conv[:, :len(rows)], self.ssm[:, :len(rows)]

@@ -1,0 +1,64 @@
+"""The CVAE draws z from a Gaussian per class fitted to the training flows' posterior means (ex-post density
+estimation, Ghosh et al. 2020); N(0, I) with prior="standard", under DP, and for models saved before it."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import load_file, save_file
+
+import netsynth
+from netsynth import NetsynthError
+from netsynth.models.cvae import class_gaussians
+from test_models import TINY
+
+
+def test_class_gaussians_are_each_class_mean_and_covariance():
+    rng = np.random.default_rng(0)
+    a = rng.multivariate_normal([1.0, -2.0, 0.5], [[2.0, 0.3, 0.0], [0.3, 1.0, -0.4], [0.0, -0.4, 0.5]], size=400)
+    b = rng.normal(size=(1, 3))  # one flow: too few for a covariance
+    mu = torch.from_numpy(np.concatenate([a, b])).float()
+    codes = np.array([0] * len(a) + [2])
+    mean, scale = class_gaussians(mu, codes, n_classes=3, ridge=0.0)
+    np.testing.assert_allclose(mean[0].numpy(), a.mean(0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose((scale[0] @ scale[0].T).numpy(), np.cov(a.T, bias=True), rtol=1e-4, atol=1e-4)
+    assert torch.equal(scale[0], scale[0].tril())
+    for k in (1, 2):  # no flow, one flow: N(0, I)
+        assert torch.equal(mean[k], torch.zeros(3)) and torch.equal(scale[k], torch.eye(3))
+
+
+@pytest.fixture(scope="module")
+def models(small_train):
+    return {prior: netsynth.create("cvae", **TINY["cvae"], prior=prior).fit(small_train, epochs=2, batch_size=16, seed=0)
+            for prior in ("class-posterior", "standard")}
+
+
+def test_the_fitted_prior_is_the_gaussian_of_each_class_of_encoded_training_flows(models, small_train):
+    model = models["class-posterior"]
+    mean, scale = class_gaussians(model.encoded_means(small_train), small_train.codes, len(model.classes_))
+    assert torch.allclose(model.module_.prior_mean, mean) and torch.allclose(model.module_.prior_scale, scale)
+    standard = models["standard"].module_
+    assert not standard.prior_mean.any() and torch.equal(standard.prior_scale, torch.eye(standard.latent).expand_as(standard.prior_scale))
+
+
+def test_a_model_saved_before_the_prior_loads_and_samples_from_the_standard_normal(models, tmp_path):
+    folder = models["standard"].save(tmp_path / "old")
+    state = load_file(str(folder / "model.safetensors"))
+    save_file({k: v for k, v in state.items() if not k.startswith("prior_")}, str(folder / "model.safetensors"))
+    config = json.loads((folder / "config.json").read_text())
+    del config["settings"]["prior"]
+    (folder / "config.json").write_text(json.dumps(config))
+    old = netsynth.load(folder)
+    assert old.config.prior == "standard"
+    counts = {c: 20 for c in old.classes_}
+    assert np.array_equal(old.sample(counts, seed=3).signed, models["standard"].sample(counts, seed=3).signed)
+
+
+def test_dp_training_keeps_the_standard_normal(small_train):
+    model = netsynth.create("cvae", **TINY["cvae"]).fit(small_train, epochs=1, batch_size=16, dp_epsilon=2.0)
+    assert model.config.prior == "class-posterior" and not model.module_.prior_mean.any()
+
+
+def test_an_unknown_prior_is_refused():
+    with pytest.raises(NetsynthError, match="prior must be one of class-posterior, standard, got 'flat'"):
+        netsynth.create("cvae", prior="flat")
