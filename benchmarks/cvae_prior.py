@@ -1,5 +1,6 @@
-"""The CVAE's prior at sampling: a Gaussian per class fitted to the training flows' posterior means (the default,
-Ghosh et al. 2020's ex-post density estimation) against N(0, I), for the same trained model and seed.
+"""The CVAE's prior at sampling: a Gaussian per class with the moments of the training flows' aggregate
+posterior (the default, Ghosh et al. 2020's ex-post density estimation) against N(0, I), for the same trained
+model and seed.
 
     python benchmarks/cvae_prior.py [--data flows.parquet] [--seed S]
 

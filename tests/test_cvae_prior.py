@@ -1,5 +1,5 @@
-"""The CVAE draws z from a Gaussian per class fitted to the training flows' posterior means (ex-post density
-estimation, Ghosh et al. 2020); N(0, I) with prior="standard", under DP, and for models saved before it."""
+"""The CVAE draws z from a Gaussian per class with the moments of its training flows' aggregate posterior (ex-post
+density estimation, Ghosh et al. 2020); N(0, I) with prior="standard", under DP, and for models saved before it."""
 import json
 
 import numpy as np
@@ -13,18 +13,21 @@ from netsynth.models.cvae import class_gaussians
 from test_models import TINY
 
 
-def test_class_gaussians_are_each_class_mean_and_covariance():
+def test_class_gaussians_have_the_moments_of_each_class_aggregate_posterior():
     rng = np.random.default_rng(0)
     a = rng.multivariate_normal([1.0, -2.0, 0.5], [[2.0, 0.3, 0.0], [0.3, 1.0, -0.4], [0.0, -0.4, 0.5]], size=400)
-    b = rng.normal(size=(1, 3))  # one flow: too few for a covariance
+    b = rng.normal(size=(1, 3))  # one flow: its own posterior
     mu = torch.from_numpy(np.concatenate([a, b])).float()
+    var = torch.from_numpy(rng.uniform(0.01, 0.2, size=(len(mu), 3))).float()
     codes = np.array([0] * len(a) + [2])
-    mean, scale = class_gaussians(mu, codes, n_classes=3, ridge=0.0)
+    mean, scale = class_gaussians(mu, var.log(), codes, n_classes=3)
     np.testing.assert_allclose(mean[0].numpy(), a.mean(0), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose((scale[0] @ scale[0].T).numpy(), np.cov(a.T, bias=True), rtol=1e-4, atol=1e-4)
+    expected = np.cov(a.T, bias=True) + np.diag(var[:len(a)].double().mean(0).numpy())
+    np.testing.assert_allclose((scale[0] @ scale[0].T).numpy(), expected, rtol=1e-4, atol=1e-4)
     assert torch.equal(scale[0], scale[0].tril())
-    for k in (1, 2):  # no flow, one flow: N(0, I)
-        assert torch.equal(mean[k], torch.zeros(3)) and torch.equal(scale[k], torch.eye(3))
+    np.testing.assert_allclose(mean[2].numpy(), b[0], rtol=1e-6)
+    np.testing.assert_allclose((scale[2] @ scale[2].T).numpy(), np.diag(var[-1].numpy()), rtol=1e-5, atol=1e-7)
+    assert torch.equal(mean[1], torch.zeros(3)) and torch.equal(scale[1], torch.eye(3))  # no flow: N(0, I)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +38,7 @@ def models(small_train):
 
 def test_the_fitted_prior_is_the_gaussian_of_each_class_of_encoded_training_flows(models, small_train):
     model = models["class-posterior"]
-    mean, scale = class_gaussians(model.encoded_means(small_train), small_train.codes, len(model.classes_))
+    mean, scale = class_gaussians(*model.encoded(small_train), small_train.codes, len(model.classes_))
     assert torch.allclose(model.module_.prior_mean, mean) and torch.allclose(model.module_.prior_scale, scale)
     standard = models["standard"].module_
     assert not standard.prior_mean.any() and torch.equal(standard.prior_scale, torch.eye(standard.latent).expand_as(standard.prior_scale))

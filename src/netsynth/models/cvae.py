@@ -12,13 +12,12 @@ Autoregressive Flow", NeurIPS 2016): a latent dimension's KL, averaged over the 
 `free_bits` nats, so the encoder is not pushed to ignore the flow. After training, the KL of every latent
 dimension on the training flows is kept in `history_["kl_per_latent_dim"]` and logged.
 
-Sampling draws z from a Gaussian per class fitted to the training flows' posterior means, not from N(0, I): the
-"ex-post density estimation" of Ghosh et al., "From Variational to Deterministic Autoencoders", ICLR 2020. The
-decoder was trained on posterior samples, and where the aggregate posterior of a class does not fill N(0, I) the
-standard prior draws codes the decoder never saw. On IoT Sentinel and fgnet-sample, with the same trained model
-and seed, it lowered every JSD and raised class fidelity (BENCHMARKS.md). `prior="standard"` keeps N(0, I); so do
-models trained with DP (the fitted Gaussians would describe training flows outside the guarantee) and models saved
-before it.
+Sampling draws z from a Gaussian per class with the moments of that class's aggregate posterior (the mixture of the
+training flows' q(z | x, y)), not from N(0, I): the "ex-post density estimation" of Ghosh et al., "From Variational
+to Deterministic Autoencoders", ICLR 2020, for a VAE. The decoder was trained on posterior samples, and where the
+aggregate posterior of a class does not fill N(0, I) the standard prior draws codes the decoder never saw
+(measured in BENCHMARKS.md, "The CVAE's prior"). `prior="standard"` keeps N(0, I); so do models trained with DP
+(the fitted Gaussians would describe training flows outside the guarantee) and models saved before it.
 
 Glossary (code name: the paper's term and Kingma et al.'s symbols):
     hidden_sizes   hidden 500/250: the encoder's layers (the decoder mirrors them)
@@ -181,7 +180,7 @@ class CVAE(NeuralGenerator):
     def _fit(self, train: FlowSet, options: FitOptions) -> None:
         super()._fit(train, options)
         if self.config.prior == "class-posterior" and options.dp_epsilon is None:
-            mean, scale = class_gaussians(self.encoded_means(train), train.codes, len(self.classes_))
+            mean, scale = class_gaussians(*self.encoded(train), train.codes, len(self.classes_))
             self.module_.prior_mean.copy_(mean)
             self.module_.prior_scale.copy_(scale)
         self.history_["kl_per_latent_dim"] = self.kl_per_latent_dim(train)
@@ -191,12 +190,13 @@ class CVAE(NeuralGenerator):
                   f"{sum(k > 0.01 for k in kl)} of {len(kl)} dimensions in use", file=sys.stderr)
 
     @torch.inference_mode()
-    def encoded_means(self, flows: FlowSet) -> torch.Tensor:
-        """The posterior mean of z for each of `flows` [n, latent], on the model's device."""
+    def encoded(self, flows: FlowSet) -> tuple[torch.Tensor, torch.Tensor]:
+        """The posterior q(z | x, y) of each of `flows`: mu and log variance [n, latent], on the model's device."""
         module = self.module_.eval()
         device = next(module.parameters()).device
-        return torch.cat([module.encode(ids.to(device), F.one_hot(codes.to(device), module.n_classes).float())[0]
-                          for ids, codes in zip(*(t.split(65536) for t in self._tensors(flows)))])
+        stats = [module.encode(ids.to(device), F.one_hot(codes.to(device), module.n_classes).float())
+                 for ids, codes in zip(*(t.split(65536) for t in self._tensors(flows)))]
+        return torch.cat([mu for mu, _ in stats]), torch.cat([logvar for _, logvar in stats])
 
     def _restore(self, config: dict, state: dict[str, np.ndarray]) -> None:
         if "prior_mean" not in state:  # saved before the class-posterior prior: it sampled from N(0, I)
@@ -209,13 +209,7 @@ class CVAE(NeuralGenerator):
     @torch.inference_mode()
     def kl_per_latent_dim(self, flows: FlowSet) -> list[float]:
         """Mean KL of each latent dimension over `flows`: near 0 for a dimension the model does not use."""
-        module = self.module_.eval()
-        device = next(module.parameters()).device
-        total = torch.zeros(module.latent, device=device)
-        for ids, codes in zip(*(t.split(65536) for t in self._tensors(flows))):
-            mu, logvar = module.encode(ids.to(device), F.one_hot(codes.to(device), module.n_classes).float())
-            total += kl_per_dim(mu, logvar).sum(0)
-        return (total / max(1, len(flows))).tolist()
+        return (kl_per_dim(*self.encoded(flows)).sum(0) / max(1, len(flows))).tolist()
 
     @torch.inference_mode()
     def _sample(self, codes: np.ndarray, seed: int, options: SampleOptions) -> FlowSet:
@@ -234,19 +228,19 @@ class CVAE(NeuralGenerator):
         return self._to_flows(signed, codes)
 
 
-def class_gaussians(mu: torch.Tensor, codes: np.ndarray, n_classes: int, ridge: float = 1e-4):
-    """Mean [C, L] and Cholesky factor [C, L, L] of the Gaussian fitted to each class's rows of `mu` [n, L] (maximum
-    likelihood, plus `ridge` on the diagonal: a class with fewer flows than latent dimensions has a singular
-    covariance). A class with fewer than 2 flows keeps N(0, I)."""
+def class_gaussians(mu: torch.Tensor, logvar: torch.Tensor, codes: np.ndarray, n_classes: int):
+    """Mean [C, L] and Cholesky factor [C, L, L] of the Gaussian with the moments of each class's aggregate posterior,
+    the mixture of N(mu_i, diag(var_i)) over its flows (mu, logvar [n, L]): the codes its decoder was trained on.
+    mean = the average mu_i; covariance = the covariance of the mu_i + the average var_i. A class without flows keeps
+    N(0, I)."""
     latent = mu.shape[1]
     mean = torch.zeros(n_classes, latent, dtype=torch.float64)
     scale = torch.eye(latent, dtype=torch.float64).repeat(n_classes, 1, 1)
     codes = torch.from_numpy(np.asarray(codes, dtype=np.int64)).to(mu.device)
     for k in range(n_classes):
-        rows = mu[codes == k].double().cpu()
-        if len(rows) >= 2:
+        rows, spread = mu[codes == k].double().cpu(), logvar[codes == k].double().cpu().exp()
+        if len(rows):
             mean[k] = rows.mean(0)
             centred = rows - mean[k]
-            cov = centred.T @ centred / len(rows) + ridge * torch.eye(latent, dtype=torch.float64)
-            scale[k] = torch.linalg.cholesky(cov)
+            scale[k] = torch.linalg.cholesky(centred.T @ centred / len(rows) + torch.diag(spread.mean(0)))
     return mean.float(), scale.float()
