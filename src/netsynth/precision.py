@@ -1,7 +1,7 @@
 """The floating-point precision of training and sampling: float32, or bfloat16 autocast where the chip is fast at it.
 
 bf16 pays only where the hardware has it: GPUs since Ampere, and CPUs with AMX (about 6x the float32 matmul rate);
-AVX512-BF16 alone gives 2-3x, and a CPU without either emulates bf16 two orders of magnitude slower than
+AVX512-BF16 alone gives 1.5-3x, and a CPU without either emulates bf16 two orders of magnitude slower than
 float32. Flags in /proc/cpuinfo do not say what torch's kernels make of them, so `auto` measures: it times a
 matmul in each precision and takes bf16 where it is much faster. Weights, gradients, the optimizer, the scan state
 of mamba and the logits stay float32; only the layers' matmuls run in bf16.
@@ -19,8 +19,8 @@ from netsynth.errors import NetsynthError
 PRECISIONS = ("auto", "fp32", "bf16")
 # An AVX512-BF16 EPYC's 2x matmul rate gave llama 1.2-1.65x in training but 0.84x in sampling (casts and
 # float32 elementwise work remain): not worth the rounding by default. A Xeon with AVX512-BF16 (and AMX in its
-# flags) measured 2-3x here and trained slower in bf16; AMX proper reaches about 6x (BENCHMARKS.md). 4x sits
-# between them, away from both.
+# flags) measured 1.5-1.75x here (its raw bf16 rate varies from run to run) and trained and sampled slower in
+# bf16; AMX at full speed reaches about 6x (BENCHMARKS.md).
 BF16_MIN_SPEEDUP = 4.0
 
 
@@ -43,8 +43,8 @@ def resolve(choice: str, device: torch.device) -> str:
 def bf16_speedup(size: int = 512, repeats: int = 8) -> float:
     """bf16 matmul throughput over float32 on this CPU, measured once per process (about 40 ms).
 
-    The two precisions take turns and each keeps its best time: a single slow float32 run (another process,
-    a clock change) once made a 3x chip look 5x. Where bf16 is emulated, each of its runs takes a quarter of a
+    The two precisions take turns and each keeps its best time: timed one after the other, best of 3, a chip
+    that runs bf16 at 1.5-3.5x float32 once measured 5x. Where bf16 is emulated, each of its runs takes a quarter of a
     second, so the measurement stops as soon as bf16 is the slower one."""
     pair = {dtype: (torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype))
             for dtype in (torch.float32, torch.bfloat16)}
