@@ -65,3 +65,17 @@ def test_dp_training_keeps_the_standard_normal(small_train):
 def test_an_unknown_prior_is_refused():
     with pytest.raises(NetsynthError, match="prior must be one of class-posterior, standard, got 'flat'"):
         netsynth.create("cvae", prior="flat")
+
+
+def test_sampling_draws_z_from_each_class_gaussian(models, monkeypatch):
+    model = models["class-posterior"]
+    module, seen = model.module_, []
+    decode = module.decode
+    monkeypatch.setattr(module, "decode", lambda z, onehot: seen.append(z.clone()) or decode(z, onehot))
+    n_classes, latent = module.prior_mean.shape
+    monkeypatch.setattr(module, "prior_mean", torch.arange(n_classes * latent, dtype=torch.float32).view(n_classes, latent))
+    monkeypatch.setattr(module, "prior_scale", 2 * torch.eye(latent).repeat(n_classes, 1, 1))
+    flows = model.sample({c: 3 for c in model.classes_}, seed=5)
+    eps = torch.randn((len(flows), latent), generator=torch.Generator().manual_seed(5))  # the sampler's first draw
+    expected = module.prior_mean[torch.from_numpy(flows.codes.astype(np.int64))] + 2 * eps
+    torch.testing.assert_close(seen[0], expected)
