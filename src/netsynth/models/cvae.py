@@ -179,7 +179,8 @@ class CVAE(NeuralGenerator):
 
     def _fit(self, train: FlowSet, options: FitOptions) -> None:
         super()._fit(train, options)
-        if self.config.prior == "class-posterior" and options.dp_epsilon is None:
+        fitted = self.config.prior == "class-posterior" and options.dp_epsilon is None
+        if fitted:
             mean, scale = class_gaussians(*self.encoded(train), train.codes, len(self.classes_))
             self.module_.prior_mean.copy_(mean)
             self.module_.prior_scale.copy_(scale)
@@ -187,7 +188,9 @@ class CVAE(NeuralGenerator):
         if options.verbose and is_main_process():
             kl = self.history_["kl_per_latent_dim"]
             print(f"cvae: KL per latent dimension (nats) {' '.join(f'{k:.2f}' for k in kl)}; "
-                  f"{sum(k > 0.01 for k in kl)} of {len(kl)} dimensions in use", file=sys.stderr)
+                  f"{sum(k > 0.01 for k in kl)} of {len(kl)} dimensions in use; latent codes will be drawn from "
+                  + ("a Gaussian per class fitted to the training flows' posteriors" if fitted else
+                     "N(0, I)" + (" (DP training)" if options.dp_epsilon is not None else "")), file=sys.stderr)
 
     @torch.inference_mode()
     def encoded(self, flows: FlowSet) -> tuple[torch.Tensor, torch.Tensor]:
