@@ -52,3 +52,17 @@ def matmul_flops_per_token(module) -> int:
     import torch
 
     return 2 * sum(m.weight.numel() for m in module.modules() if isinstance(m, torch.nn.Linear))
+
+
+def quality_lines(train, test, synth) -> tuple[str, str]:
+    """Two lines on `synth` (quality.py, cvae_prior.py): TSTR beside train on real and class fidelity; the six
+    metrics against the test split."""
+    from netsynth.metrics import fidelity
+    from netsynth.tasks.tstr import tstr
+
+    f1 = tstr(train, test, synth)
+    metrics = fidelity(test, synth, train=train)["macro"]
+    return (f"TSTR {100 * f1['train_on_synthetic']:.1f} % (train on real {100 * f1['train_on_real']:.1f} %, ratio "
+            f"{f1['train_on_synthetic'] / f1['train_on_real']:.2f}); class fidelity "
+            f"{100 * f1['class_fidelity_synthetic']:.1f} % (real test flows {100 * f1['class_fidelity_real']:.1f} %)",
+            "  ".join(f"{k} {v:.3f}" for k, v in metrics.items()))

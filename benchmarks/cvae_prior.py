@@ -13,10 +13,8 @@ import time
 import torch
 
 import netsynth
-from common import iot_split
+from common import iot_split, quality_lines
 from netsynth import FlowSet
-from netsynth.metrics import fidelity
-from netsynth.tasks.tstr import tstr
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--data")
@@ -32,10 +30,6 @@ standard = torch.zeros_like(fitted[0]), torch.eye(fitted[1].shape[-1]).expand_as
 for label, (mean, scale) in (("class-posterior prior", fitted), ("N(0, I) prior", standard)):
     model.module_.prior_mean.copy_(mean)
     model.module_.prior_scale.copy_(scale)
-    synth = model.sample(train.present_counts(), seed=args.seed)
-    f1 = tstr(train, test, synth)
-    metrics = fidelity(test, synth, train=train)["macro"]
-    print(f"  {label:22s} TSTR {100 * f1['train_on_synthetic']:.1f} % (train on real {100 * f1['train_on_real']:.1f} %, "
-          f"ratio {f1['train_on_synthetic'] / f1['train_on_real']:.2f}); class fidelity "
-          f"{100 * f1['class_fidelity_synthetic']:.1f} % (real test flows {100 * f1['class_fidelity_real']:.1f} %)")
-    print("  " + " " * 23 + "  ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+    scores, metrics = quality_lines(train, test, model.sample(train.present_counts(), seed=args.seed))
+    print(f"  {label:22s} {scores}")
+    print(f"  {'':22s} {metrics}")

@@ -11,11 +11,10 @@ import argparse
 import time
 
 import netsynth
-from common import iot_split
+from common import iot_split, quality_lines
 from netsynth import FlowSet
 from netsynth.cli import parse_settings
-from netsynth.metrics import fidelity, real_floor
-from netsynth.tasks.tstr import tstr
+from netsynth.metrics import real_floor
 
 parser = argparse.ArgumentParser()
 parser.add_argument("kind")
@@ -45,12 +44,9 @@ floor = real_floor(test, train)["macro"]
 print("  floor      " + "  ".join(f"{k} {v:.3f}" for k, v in floor.items()))
 for label in ("as sampled", "without snapping") if args.no_snap else ("as sampled",):
     synth = model.sample(train.present_counts(), seed=args.seed, precision=args.precision)
-    f1 = tstr(train, test, synth)
-    metrics = fidelity(test, synth, train=train)["macro"]
-    print(f"  {label}: TSTR {100 * f1['train_on_synthetic']:.1f} % (train on real {100 * f1['train_on_real']:.1f} %, "
-          f"ratio {f1['train_on_synthetic'] / f1['train_on_real']:.2f}); class fidelity "
-          f"{100 * f1['class_fidelity_synthetic']:.1f} % (real test flows {100 * f1['class_fidelity_real']:.1f} %)")
-    print("  synthetic  " + "  ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+    scores, metrics = quality_lines(train, test, synth)
+    print(f"  {label}: {scores}")
+    print(f"  synthetic  {metrics}")
     model.values_ = None  # NetDiffus-NR without its refinement
 if "kl_per_latent_dim" in history:
     print("  KL per latent dimension " + " ".join(f"{k:.2f}" for k in history["kl_per_latent_dim"]))

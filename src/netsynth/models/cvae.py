@@ -187,10 +187,11 @@ class CVAE(NeuralGenerator):
         self.history_["kl_per_latent_dim"] = self.kl_per_latent_dim(train)
         if options.verbose and is_main_process():
             kl = self.history_["kl_per_latent_dim"]
+            prior = ("a Gaussian per class fitted to the training flows' posteriors" if fitted
+                     else "N(0, I) (DP training)" if options.dp_epsilon is not None else "N(0, I)")
             print(f"cvae: KL per latent dimension (nats) {' '.join(f'{k:.2f}' for k in kl)}; "
                   f"{sum(k > 0.01 for k in kl)} of {len(kl)} dimensions in use; latent codes will be drawn from "
-                  + ("a Gaussian per class fitted to the training flows' posteriors" if fitted else
-                     "N(0, I)" + (" (DP training)" if options.dp_epsilon is not None else "")), file=sys.stderr)
+                  f"{prior}", file=sys.stderr)
 
     @torch.inference_mode()
     def encoded(self, flows: FlowSet) -> tuple[torch.Tensor, torch.Tensor]:
@@ -220,8 +221,10 @@ class CVAE(NeuralGenerator):
         module = self.module_.to(device).eval()
         gen = torch.Generator(device=device).manual_seed(seed)
         c = torch.from_numpy(codes.astype(np.int64)).to(device)
-        eps = torch.randn((len(codes), module.latent), generator=gen, device=device)
-        z = module.prior_mean[c] + (module.prior_scale[c] @ eps[..., None])[..., 0]
+        z = torch.randn((len(codes), module.latent), generator=gen, device=device)
+        for k in c.unique():  # class by class: a scale gathered per flow would be [n, latent, latent]
+            rows = c == k
+            z[rows] = module.prior_mean[k] + z[rows] @ module.prior_scale[k].T
         length_logits, value_logits = module.decode(z, F.one_hot(c, module.n_classes).float())
         length = torch.multinomial(torch.softmax(length_logits, 1), 1, generator=gen)[:, 0] + 1
         probs = torch.softmax(value_logits, -1).flatten(0, 1)
