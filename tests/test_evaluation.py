@@ -1,5 +1,6 @@
 """evaluate, benchmark and report as a user runs them, on the demo corpus; bad input included."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -101,8 +102,25 @@ def test_benchmark_quick_runs_resumes_and_refuses_another_dataset(capsys, demo_f
 
     code, _, err = run(capsys, *args, "--resume", "--redo", "cvae")  # trains cvae again; markov's steps stay
     assert code == 0 and "[done already] train:markov" in err and "[done already] train:cvae" not in err
-    redone = json.loads((tmp_path / "r" / "results.json").read_text())["steps"]["tstr:cvae"]
-    assert redone["f1"] == steps["tstr:cvae"]["f1"]  # the same seed: the same model again
+    redone = json.loads((tmp_path / "r" / "results.json").read_text())["steps"]
+    assert redone["tstr:cvae"]["f1"] == steps["tstr:cvae"]["f1"]  # the same seed: the same model again
+    # augmentation redoes cvae's records alone, and they are the whole run's, in its order
+    assert "  cvae " in err and "  markov " not in err and "  real-only " not in err
+    assert redone["augmentation"]["records"] == steps["augmentation"]["records"]
+
+    shutil.rmtree(tmp_path / "r" / "cache")  # a committed results folder: no models, no flows, no split
+    code, _, err = run(capsys, *args, "--resume", "--redo", "cvae")
+    assert code == 0 and "generate:markov" not in err and "  cvae " in err
+    redone = json.loads((tmp_path / "r" / "results.json").read_text())["steps"]
+    assert redone["augmentation"]["records"] == steps["augmentation"]["records"]
+    assert {**redone["split"], "seconds": 0} == {**steps["split"], "seconds": 0}  # the seeded split, made again
+    assert not (tmp_path / "r" / "cache" / "models" / "markov").exists()  # a step of markov's, lost, needs its model
+    del redone["tstr:markov"]
+    (tmp_path / "r" / "results.json").write_text(json.dumps({**results, "steps": redone}))
+    code, _, err = run(capsys, *args, "--resume")
+    assert code != 0 and err.splitlines()[-1].endswith("the markov model is gone from the cache; use --redo markov")
+    code, _, err = run(capsys, *args, "--resume", "--redo", "markov")
+    assert code == 0 and json.loads((tmp_path / "r" / "results.json").read_text())["steps"]["tstr:markov"]["f1"] == steps["tstr:markov"]["f1"]
     code, _, err = run(capsys, *args, "--redo", "cvae")
     assert "--redo applies to a run continued with --resume" in error_line(code, err)
 

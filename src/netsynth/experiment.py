@@ -239,10 +239,18 @@ def privacy_step(model_dir: Path, synth: FlowSet, s: Split) -> dict:
                          log_likelihood=getattr(model, "log_likelihood", None))
 
 
-def augmentation_step(s: Split, pools: dict[str, FlowSet], fractions: list[float], log: Callable[[str], None]) -> dict:
+def augmentation_step(s: Split, pools: dict[str, FlowSet], models: list[str], fractions: list[float],
+                      log: Callable[[str], None], kept: dict | None = None) -> dict:
+    """The augmentation curves of real-only, the baselines and `models` (whose flows are `pools`); with `kept`
+    (stored records of some of them), only the others' records, merged in the order a whole run writes."""
     on_result = lambda r: log(f"  {r['method']:16s} f={r['fraction']:.2f} seed {r['seed']}: F1 {r['f1']:.3f}")  # noqa: E731
-    return {"target_per_class": s.target,
-            "records": augmentation_curve(s.train, s.test, pools, fractions, s.seeds, target=s.target, on_result=on_result)}
+    old = kept["records"] if kept else []
+    methods = ["real-only", *names("baseline"), *models]
+    done = {r["method"] for r in old}
+    new = augmentation_curve(s.train, s.test, pools, fractions, s.seeds, target=s.target, on_result=on_result,
+                             only=[m for m in methods if m not in done])
+    records = sorted(old + new, key=lambda r: (r["seed"], r["fraction"], methods.index(r["method"])))
+    return {"target_per_class": s.target, "records": records}
 
 
 def efficiency_step(kind: str, subset: FlowSet, gen_per_class: int, folder: Path, log: Callable[[str], None]) -> dict:
@@ -275,15 +283,30 @@ def quantization_step(folder: Path, mode: str, s: Split, settings: ExperimentSet
 
 
 def forget_model(res: Results, cache: Path, kind: str) -> None:
-    """Drop a model, its synthetic flows and every result that used them (augmentation pools every model's flows;
-    quantization is llama's), so that a resumed run trains it again (after its defaults changed, say)."""
+    """Drop a model, its synthetic flows and every result that used them (its augmentation records; quantization
+    is llama's), so that a resumed run trains it again (after its defaults changed, say)."""
     import shutil
 
     for name in [f"{step}:{kind}" for step in ("train", "generate", "fidelity", "tstr", "privacy", "efficiency")] + \
-            ["augmentation"] + ([f"quantization:{m}" for m in ("float32", *QUANTIZATIONS)] if kind == "llama" else []):
+            ([f"quantization:{m}" for m in ("float32", *QUANTIZATIONS)] if kind == "llama" else []):
         res.forget(name)
+    augmentation = res.data["steps"].get("augmentation")
+    if augmentation:
+        augmentation["records"] = [r for r in augmentation["records"] if r["method"] != kind]
     shutil.rmtree(cache / "models" / kind, ignore_errors=True)
     (cache / "synthetic" / f"{kind}.parquet").unlink(missing_ok=True)
+
+
+def augmented(res: Results) -> set[str]:
+    """The methods whose augmentation records the results hold."""
+    return {r["method"] for r in res.data["steps"].get("augmentation", {}).get("records", [])}
+
+
+def needs_flows(res: Results, kind: str) -> bool:
+    """Whether a step still to run reads this model's synthetic flows (a resumed run whose cache is gone, a
+    committed results folder say, redoes one model without the others' models or flows)."""
+    steps = res.data["steps"]
+    return kind not in augmented(res) or any(f"{name}:{kind}" not in steps for name in ("fidelity", "tstr", "privacy"))
 
 
 def run_experiment(flows_path: str | Path, out_dir: str | Path, settings: ExperimentSettings, resume: bool = False,
@@ -305,6 +328,8 @@ def run_experiment(flows_path: str | Path, out_dir: str | Path, settings: Experi
         forget_model(res, cache, kind)
     step = lambda name, fn, *args: res.step(name, fn, *args, log=log)  # noqa: E731
 
+    if not (cache / "train.parquet").exists():
+        res.forget("split")  # the split is seeded: made again, it is the one the stored results used
     step("split", split_step, flows, settings.test_size, cache)
     s = read_split(cache, settings)
     step("floor", real_floor, s.test, s.train, settings.bin_width)
@@ -315,8 +340,12 @@ def run_experiment(flows_path: str | Path, out_dir: str | Path, settings: Experi
     for kind in settings.models:
         model_dir, pool_path = cache / "models" / kind, cache / "synthetic" / f"{kind}.parquet"
         step(f"train:{kind}", train_step, kind, s.train, settings, model_dir)
+        if not needs_flows(res, kind):
+            continue
         if not pool_path.exists():
             res.forget(f"generate:{kind}")  # the cache was removed: generate again
+            if not model_dir.exists():
+                raise NetsynthError(f"{model_dir}: the {kind} model is gone from the cache; use --redo {kind}")
         step(f"generate:{kind}", generate_step, model_dir, s, pool_path)
         pools[kind] = FlowSet.read(pool_path)
         synth = synthetic_sets(kind, pools[kind], s)
@@ -326,7 +355,10 @@ def run_experiment(flows_path: str | Path, out_dir: str | Path, settings: Experi
     majority = max(s.train.class_counts().values())
     if s.target < majority:
         log(f"augmentation tops classes up to {s.target} flows (capped), not the majority's {majority}")
-    step("augmentation", augmentation_step, s, pools, settings.fractions, log)
+    kept = res.data["steps"].get("augmentation")
+    if kept and set(settings.models) - augmented(res):
+        res.forget("augmentation")  # add the redone models' records to the others'
+    step("augmentation", augmentation_step, s, pools, settings.models, settings.fractions, log, kept)
     if settings.efficiency:
         subset = eff.paper_subset(s.train, settings.paper_classes, settings.paper_train_per_class)
         for kind in settings.models:

@@ -49,9 +49,10 @@ def check_fractions(fractions: Iterable[float]) -> list[float]:
 
 def augmentation_curve(train: FlowSet, test: FlowSet, pools: Mapping[str, FlowSet], fractions: Iterable[float],
                        seeds: Iterable[int], baselines: Iterable[str] | None = None, target: int | None = None,
-                       on_result: Callable[[dict], None] | None = None) -> list[dict]:
-    """Records {method, fraction, seed, f1, n_train} for real-only, each data baseline and each pool.
-    Classes are topped up to `target` flows (default: the largest class of `train`)."""
+                       on_result: Callable[[dict], None] | None = None, only: Iterable[str] | None = None) -> list[dict]:
+    """Records {method, fraction, seed, f1, n_train} for real-only, each data baseline and each pool (or only the
+    methods named in `only`: each record depends on its own method alone, so a part equals the same part of the
+    whole). Classes are topped up to `target` flows (default: the largest class of `train`)."""
     target = target or max(train.class_counts().values())
     baselines = names("baseline") if baselines is None else baselines
     records = []
@@ -64,6 +65,8 @@ def augmentation_curve(train: FlowSet, test: FlowSet, pools: Mapping[str, FlowSe
             for name, pool in pools.items():
                 sets[name] = lambda pool=pool, name=name: top_up(kept, FlowPool(name, pool), target, seed=seed)
             for method, make in sets.items():
+                if only is not None and method not in only:
+                    continue
                 data = make()
                 record = {"method": method, "fraction": fraction, "seed": seed,
                           "f1": forest_f1(data, test, seed=seed), "n_train": len(data)}
