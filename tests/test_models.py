@@ -233,7 +233,8 @@ def test_unknown_diffusion_prediction_is_refused(small_train):
 
 @pytest.mark.parametrize("kind", ["llama", "mamba"])
 def test_saved_weights_load_into_the_plain_transformers_model(kind, fitted, tmp_path):
-    """model.safetensors is a transformers checkpoint: the plain *ForCausalLM class takes it, key for key."""
+    """model.safetensors is a transformers checkpoint: the plain *ForCausalLM class takes it, key for key, and,
+    given mamba's class embedding added to every input (models/mamba.py), computes the same logits."""
     import torch
     import transformers
     from safetensors.torch import load_file
@@ -243,4 +244,7 @@ def test_saved_weights_load_into_the_plain_transformers_model(kind, fitted, tmp_
     plain.load_state_dict(load_file(tmp_path / kind / "model.safetensors"), strict=True)
     ids = torch.from_numpy(model.codec_.encode(model.sample(n_per_class=2, seed=0)))
     with torch.inference_mode():
-        assert torch.equal(plain.eval()(input_ids=ids).logits, model.module_(input_ids=ids).logits)
+        embeds = plain.get_input_embeddings()(ids)
+        if getattr(model.config, "class_every_step", False):
+            embeds = embeds + embeds[:, :1]
+        assert torch.equal(plain.eval()(inputs_embeds=embeds).logits, model.module_(input_ids=ids).logits)

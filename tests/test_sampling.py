@@ -3,6 +3,8 @@
 The slow reference is one full forward pass over each prefix, with the masks, temperature and top-k written out
 here again; the sampler must match it at every step, for a batch of flows of mixed lengths.
 """
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -12,7 +14,7 @@ import netsynth
 from netsynth import NetsynthError
 from netsynth.codecs.tokens import EOS
 from netsynth.models.decoding import decoder_for
-from netsynth.models.sequence import draw, sample_tokens
+from netsynth.models.sequence import draw, sample_tokens, sampler_reference_error
 from test_models import TINY
 
 SETTINGS = [dict(temperature=1.0, top_k=0), dict(temperature=0.7, top_k=5)]
@@ -103,6 +105,21 @@ def test_sampling_stops_when_the_decoder_forgets_its_context(trained, monkeypatc
         sample_tokens(trained.module_, trained.codec_, codes, seed=0)
 
 
+def test_a_mamba_saved_before_class_every_step_loads_and_samples_as_it_was(small_train, tmp_path):
+    """Models saved before `class_every_step` saw the class as the prompt alone: they load with it off, and the
+    decoder, without the addition, still draws from the full forward distribution."""
+    model = netsynth.create("mamba", **TINY["mamba"], vocabulary="observed", class_every_step=False)
+    model.fit(small_train, epochs=2, batch_size=16, lr=1e-2).save(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    del config["settings"]["class_every_step"]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    loaded = netsynth.load(tmp_path / "m")
+    assert loaded.config.class_every_step is False and type(loaded.module_.backbone.embeddings) is torch.nn.Embedding
+    codes = np.arange(40) % len(model.classes_)
+    assert sampler_reference_error(loaded.module_, loaded.codec_, codes, batch_size=16) <= 1e-5
+    assert np.array_equal(loaded.sample(n_per_class=5, seed=0).signed, model.sample(n_per_class=5, seed=0).signed)
+
+
 def test_draw_frequencies_match_the_probabilities():
     p = torch.tensor([0.0, 0.1, 0.25, 0.0, 0.05, 0.6, 0.0])
     n = 200_000
@@ -127,19 +144,6 @@ def test_a_dynamically_quantized_model_samples_despite_its_rounding(trained):
         pytest.skip("transformers' mamba uses its Linear weights directly, which dynamic quantization replaces")
     flows = quantized(trained, "int8-dynamic").sample(n_per_class=50, seed=0, device="cpu")
     assert len(flows) == 50 * len(trained.classes_)
-
-
-def test_saved_weights_load_into_a_plain_transformers_model(trained, tmp_path):
-    """model.safetensors is the transformers module's own state: any tool that knows Llama or Mamba reads it."""
-    import transformers
-    from safetensors.torch import load_file
-
-    trained.save(tmp_path / "m")
-    plain = getattr(transformers, type(trained.module_).__name__)(trained.module_.config)
-    plain.load_state_dict(load_file(str(tmp_path / "m" / "model.safetensors")), strict=True)
-    ids = torch.from_numpy(trained.codec_.class_token(np.arange(4) % len(trained.classes_)))[:, None]
-    with torch.inference_mode():
-        assert torch.equal(plain.eval()(input_ids=ids).logits, trained.module_(input_ids=ids).logits)
 
 
 def test_the_llama_decoder_groups_query_heads_over_shared_keys_and_drops_rows():

@@ -117,10 +117,18 @@ class MambaDecoder:
         # the scan's state stays float32 whatever the weights, as in transformers: it accumulates over every step
         self.ssm = torch.zeros(layers, batch, width, config.state_size, device=weight.device)
         self.A = [-torch.exp(block.mixer.A_log.float()) for block in model.backbone.layers]  # [E, N]
+        # mamba's ClassAddedEmbedding adds the class token's embedding at every position: kept from the first step
+        self.adds_class = getattr(model.backbone.embeddings, "adds_first_token", False)
+        self.class_embedding = None
 
     def step(self, ids: torch.Tensor) -> torch.Tensor:
-        """Logits [B, V] (float32) of the next token after `ids` [B], the tokens at the current position."""
-        x = self.model.backbone.embeddings(ids)
+        """Logits [B, V] (float32) of the next token after `ids` [B], the tokens at the current position
+        (the class tokens at the first step)."""
+        x = F.embedding(ids, self.model.backbone.embeddings.weight)
+        if self.adds_class:
+            if self.class_embedding is None:
+                self.class_embedding = x
+            x = x + self.class_embedding
         for block, conv, ssm, A in zip(self.model.backbone.layers, self.conv, self.ssm, self.A):
             mixer = block.mixer
             xs, z = _linear(mixer.in_proj, _norm(block.norm, x)).chunk(2, dim=-1)  # [B, E] each
@@ -144,3 +152,5 @@ class MambaDecoder:
         for state in (self.conv, self.ssm):
             state[:, :len(rows)] = state[:, rows]
         self.conv, self.ssm = self.conv[:, :len(rows)], self.ssm[:, :len(rows)]
+        if self.class_embedding is not None:
+            self.class_embedding = self.class_embedding[rows]
