@@ -38,7 +38,8 @@ class CausalLMGenerator(NeuralGenerator):
     sample_options = frozenset({"temperature", "top_k", "batch_size", "device", "precision"})
     learns_timing = True
     # mamba keeps 3e-3: trained to convergence on fgnet-sample it reached a lower validation loss than 1e-3 (2.050
-    # against 2.142; TSTR / train on real 0.72 against 0.69; benchmarks/quality.py); llama sets its own (models/llama.py)
+    # against 2.142; TSTR / train on real 0.72 against 0.69; benchmarks/quality.py, before the class at every step);
+    # llama sets its own (models/llama.py)
     train_defaults = {"lr": 3e-3, "min_steps": 2000}
 
     def _prepare(self, train: FlowSet, private: bool) -> None:
