@@ -21,8 +21,8 @@ much slower, and it happens without a word; `runtime_notes` says so in one line 
 """
 from __future__ import annotations
 
-import importlib.util
 import dataclasses
+import importlib.util
 from dataclasses import dataclass
 
 import numpy as np
