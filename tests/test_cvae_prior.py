@@ -57,9 +57,11 @@ def test_a_model_saved_before_the_prior_loads_and_samples_from_the_standard_norm
     assert np.array_equal(old.sample(counts, seed=3).signed, models["standard"].sample(counts, seed=3).signed)
 
 
-def test_dp_training_keeps_the_standard_normal(small_train):
+def test_dp_training_keeps_the_standard_normal(small_train, tmp_path):
     model = netsynth.create("cvae", **TINY["cvae"]).fit(small_train, epochs=1, batch_size=16, dp_epsilon=2.0)
-    assert model.config.prior == "class-posterior" and not model.module_.prior_mean.any()
+    assert not model.module_.prior_mean.any()
+    saved = json.loads((model.save(tmp_path / "dp") / "config.json").read_text())
+    assert model.config.prior == saved["settings"]["prior"] == "standard"  # the config says what sampling does
 
 
 def test_an_unknown_prior_is_refused():

@@ -16,8 +16,9 @@ Sampling draws z from a Gaussian per class with the moments of that class's aggr
 training flows' q(z | x, y)), not from N(0, I): the "ex-post density estimation" of Ghosh et al., "From Variational
 to Deterministic Autoencoders", ICLR 2020, for a VAE. The decoder was trained on posterior samples, and where the
 aggregate posterior of a class does not fill N(0, I) the standard prior draws codes the decoder never saw
-(measured in BENCHMARKS.md, "The CVAE's prior"). `prior="standard"` keeps N(0, I); so do models trained with DP
-(the fitted Gaussians would describe training flows outside the guarantee) and models saved before it.
+(measured in BENCHMARKS.md, "The CVAE's prior"). `prior="standard"` keeps N(0, I); so do models saved before it,
+and models trained with DP, whose config then says `prior: standard` (the fitted Gaussians would describe training
+flows outside the guarantee).
 
 Glossary (code name: the paper's term and Kingma et al.'s symbols):
     hidden_sizes   hidden 500/250: the encoder's layers (the decoder mirrors them)
@@ -179,7 +180,9 @@ class CVAE(NeuralGenerator):
 
     def _fit(self, train: FlowSet, options: FitOptions) -> None:
         super()._fit(train, options)
-        fitted = self.config.prior == "class-posterior" and options.dp_epsilon is None
+        if options.dp_epsilon is not None:  # the fitted Gaussians would describe flows outside the guarantee
+            self.config = dataclasses.replace(self.config, prior="standard")
+        fitted = self.config.prior == "class-posterior"
         if fitted:
             mean, scale = class_gaussians(*self.encoded(train), train.codes, len(self.classes_))
             self.module_.prior_mean.copy_(mean)
