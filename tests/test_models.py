@@ -117,6 +117,20 @@ def test_corrupt_or_foreign_model_folder(tmp_path, fitted):
         netsynth.load(tmp_path / "l")
 
 
+def test_a_markov_chain_saved_with_counts_in_its_table_loads(tmp_path, fitted):
+    """Before DP, a chain kept its counts as a fourth column of `transitions` and had no `weights`."""
+    from safetensors.numpy import load_file, save_file
+
+    model = fitted["markov"]
+    folder = model.save(tmp_path / "m")
+    state = load_file(str(folder / "model.safetensors"))
+    counts = state.pop("weights").astype(np.int64)[:, None]
+    save_file({**state, "transitions": np.hstack([state["transitions"], counts])}, str(folder / "model.safetensors"))
+    old = netsynth.load(folder)
+    counts = {c: 20 for c in model.classes_}
+    assert np.array_equal(old.sample(counts, seed=2).signed, model.sample(counts, seed=2).signed)
+
+
 def test_cuda_device_without_a_gpu_is_refused(small_train):
     import torch
     if torch.cuda.is_available():

@@ -192,7 +192,7 @@ def parse_settings(pairs) -> dict:
 @click.option("--timing", is_flag=True,
               help="Sampled flows carry inter-arrival times and services: llama and mamba learn gaps with a head of "
                    "their own, other kinds draw them from a per-class empirical model.")
-@click.option("--dp-epsilon", type=float, default=None, help="Train with DP-SGD (Opacus) to this epsilon (llama, mamba, cvae).")
+@click.option("--dp-epsilon", type=float, default=None, help="Train with differential privacy to this epsilon (llama, mamba, cvae: DP-SGD; markov: noisy counts).")
 @click.option("--dp-delta", type=float, default=None, help="DP delta [default: 1 / (10 x training flows)].")
 @click.option("--dp-max-grad-norm", type=float, default=None, help="DP-SGD's per-flow gradient bound [default: 1.0].")
 def train(kind, train_file, output, epochs, min_steps, batch_size, lr, seed, device, precision, sets, resume,
@@ -219,7 +219,7 @@ def train(kind, train_file, output, epochs, min_steps, batch_size, lr, seed, dev
         if not is_main_process():
             return
         model.save(output)
-    what = "parameters" if model.train_options else "stored numbers"
+    what = "parameters" if "epochs" in model.train_options else "stored numbers"
     dp = getattr(model, "privacy_", None)
     out.print(f"trained {kind} ({model.n_parameters:,} {what}) on {len(flows)} flows, "
               f"{len(model.classes_)} classes" + (f", differentially private (epsilon {dp['epsilon']:.2f}, delta "

@@ -166,7 +166,7 @@ class Trainer:
         noise set by Opacus for the budget over all epochs (RDP accountant). Every flow is trained on and the last
         epoch is kept: choosing an epoch by a held-out loss would use flows outside the guarantee."""
         s, n = self.settings, len(tensors[0])
-        delta = s.dp_delta if s.dp_delta is not None else 1 / (10 * n)
+        delta = s.delta_for(n)
         self.generator = torch.Generator().manual_seed(s.seed)
         loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*tensors), batch_size=s.batch_size,
                                              shuffle=True, generator=self.generator)

@@ -49,7 +49,7 @@ class Generator:
     sample_options: ClassVar[frozenset[str]] = frozenset()  # the SampleOptions this kind uses
     train_defaults: ClassVar[dict] = {}  # this kind's own defaults of FitOptions
     learns_timing: ClassVar[bool] = False  # with timing=True: learns inter-arrival times itself (else: empirical)
-    private: ClassVar[bool] = False  # trains with DP-SGD when asked (dp_epsilon)
+    private: ClassVar[bool] = False  # trains with differential privacy when asked (dp_epsilon)
 
     def __init__(self, **settings):
         names = [f.name for f in dataclasses.fields(self.Config)]
@@ -69,7 +69,8 @@ class Generator:
         (protocol, server port) where `train` has them (netsynth.timing)."""
         timing = options.pop(TIMING_OPTION, None)
         if options.get("dp_epsilon") is not None and not self.private:  # a privacy request is never ignored
-            raise NetsynthError(f"{self.kind} does not train with differential privacy (llama, mamba and cvae do)")
+            raise NetsynthError(f"{self.kind} does not train with differential privacy (llama, mamba, cvae "
+                                "and markov do)")
         if options.get("epochs") is not None and options.get("min_steps") is None and "min_steps" in self.train_options:
             options = {**options, "min_steps": 0}  # epochs asked for are the cap, not raised by a kind's min_steps
         options = resolve_options(FitOptions, options, self.train_options, self.kind, self.train_defaults)

@@ -1,17 +1,34 @@
 """markov: a per-class first-order Markov chain over flow tokens, the classic statistical generator.
 
-States are <START>, each signed length and <END>; transition counts are learned per class and a flow is a
-walk from <START> until <END> or N packets. Stored as sparse (class, from, to, count) triplets.
+States are <START>, each signed length and <END>; transition weights are learned per class (the counts of the
+training flows) and a flow is a walk from <START> until <END> or N packets. Stored as sparse
+(class, from, to) triplets with their weights.
+
+With `dp_epsilon` the weights are a differentially private release of those counts, the Gaussian mechanism
+applied once (netsynth.gaussian_mechanism), instead of DP-SGD: a chain is its counts, so noise goes straight on
+them (the "noisy marginals" of Zhang et al., "PrivSyn", USENIX Security 2021, for one conditional table).
+- each flow's transitions are counted and scaled to L2 norm 1, so that adding or removing one flow moves the table
+  by at most 1 (the sensitivity), whatever its length;
+- the states are every signed length up to max_size, not the lengths seen (they would leak the flows);
+- noise N(0, sigma^2) goes on every cell of the class x from x to table, and a cell is kept where its noisy
+  weight is above the threshold at which noise alone keeps about one cell per class (sigma times the normal's
+  1 / S^2 quantile, S the states): a chain over 3,001 states would otherwise walk mostly to lengths no flow
+  had. Both are fixed before the data are seen; everything after the release is post-processing.
+- a class whose start row did not survive starts its flows with the start row of all classes together; a state
+  without a row ends the flow.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import norm
 
+from netsynth.errors import NetsynthError
 from netsynth.flows import FlowSet
-from netsynth.models.options import FitOptions, SampleOptions
+from netsynth.gaussian_mechanism import noise_scale, sparse_release
 from netsynth.models.base import Generator
+from netsynth.models.options import FitOptions, SampleOptions
 
 END = 0  # state 0 is <START> as a source and <END> as a target; lengths are 1.. (index into `values`)
 
@@ -21,27 +38,79 @@ class MarkovConfig:
     pass
 
 
+def transitions(train: FlowSet, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every transition of every flow: (flow, class, from state, to state), START -> s1 ... s_len -> END."""
+    real = train.direction != 0
+    state = np.zeros(train.signed.shape, dtype=np.int64)
+    state[real] = np.searchsorted(values, train.signed[real]) + 1
+    n, N = state.shape
+    prev = np.hstack([np.zeros((n, 1), np.int64), state])
+    nxt = np.hstack([state, np.zeros((n, 1), np.int64)])
+    valid = np.arange(N + 1)[None, :] <= train.length[:, None]
+    flow = np.repeat(np.arange(n)[:, None], N + 1, axis=1)
+    cls = np.repeat(train.codes[:, None].astype(np.int64), N + 1, axis=1)
+    return flow[valid], cls[valid], prev[valid], nxt[valid]
+
+
+def flow_weights(train: FlowSet, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The table that DP releases: cells (class, from, to) flattened over S = len(values) + 1 states, and their
+    weights, each flow's transition counts scaled to L2 norm 1 (the table's sensitivity to one flow)."""
+    S = len(values) + 1
+    flow, cls, prev, nxt = transitions(train, values)
+    pairs, count = np.unique(np.stack([flow, (cls * S + prev) * S + nxt], axis=1), axis=0, return_counts=True)
+    flow_norm = np.sqrt(np.bincount(pairs[:, 0], weights=count.astype(float) ** 2))
+    cells, where = np.unique(pairs[:, 1], return_inverse=True)
+    return cells, np.bincount(where, weights=count / flow_norm[pairs[:, 0]])
+
+
 class Markov(Generator):
     kind = "markov"
     Config = MarkovConfig
     description = "per-class first-order Markov chain over signed lengths"
+    train_options = frozenset({"seed", "dp_epsilon", "dp_delta"})
+    private = True
 
     def _fit(self, train: FlowSet, options: FitOptions) -> None:
-        signed, length = train.signed, train.length
-        self.values_ = np.unique(signed[train.direction != 0])
-        state = np.zeros(signed.shape, dtype=np.int64)
-        real = train.direction != 0
-        state[real] = np.searchsorted(self.values_, signed[real]) + 1
-        n, N = state.shape
-        # transitions: START -> s1, s_i -> s_i+1, s_len -> END (state 0 in the target column)
-        prev = np.hstack([np.zeros((n, 1), np.int64), state])
-        nxt = np.hstack([state, np.zeros((n, 1), np.int64)])
-        valid = np.arange(N + 1)[None, :] <= length[:, None]
-        cls = np.repeat(train.codes[:, None], N + 1, axis=1)
-        triples = np.stack([cls[valid], prev[valid], nxt[valid]], axis=1)
-        uniq, counts = np.unique(triples, axis=0, return_counts=True)
-        self.transitions_ = np.hstack([uniq, counts[:, None]]).astype(np.int64)
+        if options.dp_epsilon is None:
+            self.values_ = np.unique(train.signed[train.direction != 0])
+            _, cls, prev, nxt = transitions(train, self.values_)
+            self.transitions_, counts = np.unique(np.stack([cls, prev, nxt], axis=1), axis=0, return_counts=True)
+            self.weights_, self.privacy_ = counts.astype(np.float64), None
+        else:
+            sizes = np.arange(1, self.max_size_ + 1)
+            self.values_ = np.concatenate([-sizes[::-1], sizes])
+            self._fit_private(train, options)
         self._index()
+
+    def _fit_private(self, train: FlowSet, options: FitOptions) -> None:
+        S, C = len(self.values_) + 1, len(self.classes_)
+        cells, weights = flow_weights(train, self.values_)
+        delta = options.delta_for(len(train))
+        sigma = noise_scale(options.dp_epsilon, delta)
+        threshold = sigma * norm.isf(1 / S ** 2)
+        cells, weights = sparse_release(cells, weights, C * S * S, sigma, threshold,
+                                        np.random.default_rng(options.seed))
+        table = np.stack([cells // (S * S), cells // S % S, cells % S], axis=1)
+        self.transitions_, self.weights_ = self._with_start_rows(table, weights, options.dp_epsilon)
+        self.privacy_ = {"epsilon": options.dp_epsilon, "target_epsilon": options.dp_epsilon, "delta": delta,
+                         "noise_multiplier": sigma, "sensitivity": 1.0, "threshold": threshold,
+                         "mechanism": "Gaussian on transition counts, each flow's scaled to L2 norm 1, released once",
+                         "accountant": "analytic Gaussian (Balle and Wang 2018)"}
+
+    def _with_start_rows(self, table: np.ndarray, weights: np.ndarray, epsilon: float) -> tuple[np.ndarray, np.ndarray]:
+        """`table` where every class has a start row with a packet: the pooled one where its own did not survive."""
+        starts = (table[:, 1] == 0) & (table[:, 2] != END)
+        targets = np.unique(table[starts, 2])
+        if len(targets) == 0:
+            raise NetsynthError(f"markov: no flow start survived the noise at epsilon {epsilon:g}; "
+                                "a larger epsilon or more flows per class")
+        pooled = np.bincount(np.searchsorted(targets, table[starts, 2]), weights=weights[starts])
+        missing = np.setdiff1d(np.arange(len(self.classes_)), table[starts, 0])
+        extra = np.stack([np.repeat(missing, len(targets)), np.zeros(len(missing) * len(targets), np.int64),
+                          np.tile(targets, len(missing))], axis=1)
+        table, weights = np.vstack([table, extra]), np.concatenate([weights, np.tile(pooled, len(missing))])
+        order = np.lexsort(table.T[::-1])
+        return table[order], weights[order]
 
     def _index(self):
         """Rows (class, from) -> slice of `transitions_`, sorted, for sampling."""
@@ -52,17 +121,17 @@ class Markov(Generator):
 
     def _sample(self, codes: np.ndarray, seed: int, options: SampleOptions) -> FlowSet:
         rng = np.random.default_rng(seed)
-        t = self.transitions_
         n, N = len(codes), self.n_packets_
         signed = np.zeros((n, N), dtype=np.int64)
         state = np.zeros(n, dtype=np.int64)
         alive = np.ones(n, dtype=bool)
         for step in range(N):
             keys = codes * (len(self.values_) + 1) + state
-            rows = np.searchsorted(self._row_keys, keys)
+            rows = np.minimum(np.searchsorted(self._row_keys, keys), len(self._row_keys) - 1)
+            alive &= self._row_keys[rows] == keys  # a state without a row ends the flow (only after DP's threshold)
             for i in np.flatnonzero(alive):
                 lo, hi = self._row_start[rows[i]], self._row_end[rows[i]]
-                targets, weights = t[lo:hi, 2], t[lo:hi, 3].astype(float)
+                targets, weights = self.transitions_[lo:hi, 2], self.weights_[lo:hi]
                 if step == 0:  # a flow has at least one packet
                     weights = np.where(targets == END, 0.0, weights)
                 nxt = targets[np.searchsorted(np.cumsum(weights), rng.random() * weights.sum(), side="right")]
@@ -74,8 +143,11 @@ class Markov(Generator):
         return self._to_flows(signed, codes)
 
     def _state(self):
-        return {"values": self.values_, "transitions": self.transitions_}
+        return {"values": self.values_, "transitions": self.transitions_, "weights": self.weights_}
 
     def _restore(self, config, state):
         self.values_, self.transitions_ = state["values"], state["transitions"]
+        if "weights" not in state:  # saved before DP: counts in a fourth column
+            self.transitions_, state = self.transitions_[:, :3], {**state, "weights": self.transitions_[:, 3]}
+        self.weights_ = state["weights"].astype(np.float64)
         self._index()

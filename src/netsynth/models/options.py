@@ -37,9 +37,13 @@ class TrainSettings:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "auto"  # auto | fp32 | bf16 (netsynth.precision)
-    dp_epsilon: float | None = None  # train with DP-SGD (Opacus) to this privacy budget; None: no DP
+    dp_epsilon: float | None = None  # train with differential privacy to this budget (DP-SGD for neural kinds); None: no DP
     dp_delta: float | None = None  # None: 1 / (10 x the training flows), well below 1 / n
     dp_max_grad_norm: float = 1.0  # per-flow gradient clipping bound of DP-SGD
+
+    def delta_for(self, n_flows: int) -> float:
+        """The DP delta for a training set of `n_flows`: dp_delta, or 1 / (10 n) where none was given."""
+        return self.dp_delta if self.dp_delta is not None else 1 / (10 * n_flows)
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "patience"):
