@@ -30,7 +30,7 @@ SEEDS = (0, 1, 2)
 
 
 def measure(name: str, model, train: FlowSet, test: FlowSet, real_forest, seconds: float, device: str) -> dict:
-    synth = model.sample(train.class_counts(), seed=0, device=device)
+    synth = model.sample(train.class_counts(), seed=0, **({"device": device} if "device" in model.sample_options else {}))
     likelihood = getattr(model, "log_likelihood", None)
     row = {"model": name, "kind": model.kind, "train_seconds": round(seconds, 1), "machine": environment()["machine"],
            "tstr_f1": [forest_f1(synth, test, seed=s) for s in SEEDS],

@@ -5,7 +5,7 @@ Optimal Denoising", ICML 2018, Theorem 8. Adding N(0, sigma^2) to a function of 
 (epsilon, delta)-DP exactly when
     delta >= Phi(1 / (2 sigma) - epsilon sigma) - e^epsilon Phi(-1 / (2 sigma) - epsilon sigma).
 Written here because Opacus accounts for many subsampled steps (RDP, PRV); for one release its RDP bound asks
-for about a fifth more noise than this exact one (a test compares the two).
+for 7-9 % more noise than this exact one at epsilon 1 to 4 and delta 8.5e-6 (a test compares the two).
 
 Sparse release: noise is added to every cell of a table of `n_cells`, almost all of them zero, and only the cells
 above a threshold are kept (Korolova et al. 2009; Wilson et al., "Differentially Private SQL with Bounded User
