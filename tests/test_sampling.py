@@ -136,13 +136,16 @@ def test_draw_with_u_zero_skips_leading_zero_probability_tokens(monkeypatch):
     assert draw(torch.tensor([[0.0, 0.0, 0.3, 0.7]]), torch.Generator())[0, 0] == 2
 
 
-def test_a_dynamically_quantized_model_samples_despite_its_rounding(trained):
-    """int8 dynamic quantization rounds the cached and the full pass differently; that is not a broken cache."""
+@pytest.mark.parametrize("mode", ["int8-dynamic", "int8-weight-only"])
+def test_a_quantized_model_samples_despite_its_rounding(trained, mode):
+    """int8 quantization rounds the cached and the full pass differently; that is not a broken cache. Its Linear
+    layers run as themselves, not stacked (decoding.Stacked)."""
     from netsynth.tasks.efficiency import quantized
 
     if trained.kind == "mamba":
-        pytest.skip("transformers' mamba uses its Linear weights directly, which dynamic quantization replaces")
-    flows = quantized(trained, "int8-dynamic").sample(n_per_class=50, seed=0, device="cpu")
+        pytest.skip("the efficiency step quantizes llama only (transformers' mamba uses its Linear weights directly, "
+                    "which dynamic quantization replaces)")
+    flows = quantized(trained, mode).sample(n_per_class=50, seed=0, device="cpu")
     assert len(flows) == 50 * len(trained.classes_)
 
 
