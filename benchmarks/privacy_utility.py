@@ -24,6 +24,7 @@ from netsynth import FlowSet, privacy
 from netsynth.experiment import environment
 from netsynth.fileio import atomic_path
 from netsynth.metrics import METRIC_NAMES, fidelity, real_floor
+from netsynth.models.registry import KINDS
 from netsynth.tasks.tstr import class_fidelity, forest, forest_f1
 
 SEEDS = (0, 1, 2)
@@ -61,7 +62,7 @@ def run(args):
         results["rows"] = [r for r in kept["rows"] if row_kind(r) not in kinds]
         results["settings"] = [*always_list(kept["settings"]), vars(args)]
     for kind in kinds:
-        neural = kind != "markov"
+        neural = KINDS[kind].trains  # trained in epochs, on a device
         runs = [(kind, {"epochs": args.epochs} if neural else {})] + [
             (f"{kind}, epsilon {e:g}", {"dp_epsilon": e, **({"epochs": args.dp_epochs, "batch_size": args.dp_batch_size}
                                                            if neural else {})})
