@@ -75,8 +75,11 @@ def test_privacy_command(capsys, tmp_path):
     code, out, _ = run(capsys, *args, "-o", str(tmp_path / "p.json"))
     assert code == 0 and "exact copies of training flows 100.0 %" in out
     run(capsys, "train", "markov", str(tmp_path / "train.parquet"), "-o", str(tmp_path / "m"))
-    code, _, err = run(capsys, *args, "--model", str(tmp_path / "m"))
-    assert "the white-box attack needs a model's likelihood; markov has none" in error_line(code, err)
+    code, out, _ = run(capsys, *args, "--model", str(tmp_path / "m"))
+    assert code == 0 and "white box" in out
+    run(capsys, "train", "smote", str(tmp_path / "train.parquet"), "-o", str(tmp_path / "s"))
+    code, _, err = run(capsys, *args, "--model", str(tmp_path / "s"))
+    assert "the white-box attack needs a model's likelihood; smote has none" in error_line(code, err)
 
 
 def test_no_copies_redraws_training_copies(capsys, tmp_path):
@@ -116,3 +119,46 @@ def test_cvae_score_is_its_evidence_lower_bound(small_train, monkeypatch):
         rec = rec + sum(torch.nn.functional.cross_entropy(value_logits[i, p:p + 1], ids[i, p:p + 1] - 1) for p in range(n))
         kl = (-0.5 * (1 + logvar[i] - mu[i] ** 2 - logvar[i].exp())).sum()
         assert score[i] == pytest.approx(-float(rec + kl), rel=1e-5)
+
+
+def test_markov_score_is_the_chain_probability_of_each_flow():
+    """Known values: class a has 100 -200 twice and 100 300 once (N = 3): p(100 -200) = 1 x 2/3 x 1; a move the chain
+    never makes scores NEVER, as do the moves into and out of a length it never saw; a flow of N packets draws no
+    <END>."""
+    from netsynth.models.markov import NEVER
+
+    train = FlowSet.from_signed(np.array([[100, -200, 0], [100, -200, 0], [100, 300, 0], [7, 8, 9], [5, 0, 0]]),
+                                ["a", "a", "a", "b", "b"])
+    model = netsynth.create("markov").fit(train)
+    asked = FlowSet.from_signed(np.array([[100, -200, 0], [100, 300, 0], [100, 0, 0], [100, 42, 0], [7, 8, 9]]),
+                                ["a", "a", "a", "a", "b"], classes=train.classes)
+    assert np.allclose(model.log_likelihood(asked),
+                       [np.log(2 / 3), np.log(1 / 3), np.log(NEVER), 2 * np.log(NEVER), np.log(1 / 2)])
+
+
+def test_markov_score_matches_what_it_samples_with_and_without_dp(small_train, monkeypatch):
+    """The reference is the sampler itself: the share of each frequent flow among 20,000 draws is exp(score), for a
+    plain chain, a DP one, and one whose release cut the row of class 0's most common first packet (its flows end
+    there) and added a <START> -> <END> move (which the first step never draws)."""
+    import netsynth.models.markov as markov
+
+    S = 3001  # the states of a DP chain: every length up to 1,500, both directions, and <START>/<END>
+
+    def cut(cells, values, *noise):
+        start = (cells // (S * S) == 0) & (cells // S % S == 0)
+        first = cells[start][np.argmax(values[start])] % S
+        keep = ~((cells // (S * S) == 0) & (cells // S % S == first))
+        out, weights = np.append(cells[keep], 0), np.append(values[keep], values[start].sum())
+        return out[np.argsort(out)], weights[np.argsort(out)]
+
+    models = [netsynth.create("markov").fit(small_train), netsynth.create("markov").fit(small_train, dp_epsilon=20.0)]
+    monkeypatch.setattr(markov, "sparse_release", cut)
+    models.append(netsynth.create("markov").fit(small_train, dp_epsilon=20.0))
+    for model in models:
+        klass = small_train.classes[0]
+        flows = model.sample({klass: 20000}, seed=0)
+        rows, counts = np.unique(flows.signed, axis=0, return_counts=True)
+        top = np.argsort(counts)[-5:]
+        p = np.exp(model.log_likelihood(FlowSet.from_signed(rows[top], [klass] * 5, classes=small_train.classes)))
+        share = counts[top] / 20000
+        assert (np.abs(share - p) < 4 * np.sqrt(p * (1 - p) / 20000) + 1e-9).all(), (share, p)

@@ -31,6 +31,7 @@ from netsynth.models.base import Generator
 from netsynth.models.options import FitOptions, SampleOptions
 
 END = 0  # state 0 is <START> as a source and <END> as a target; lengths are 1.. (index into `values`)
+NEVER = 1e-12  # the probability that log_likelihood gives a move the chain never makes: a finite score
 
 
 @dataclass
@@ -38,25 +39,29 @@ class MarkovConfig:
     pass
 
 
-def transitions(train: FlowSet, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Every transition of every flow: (flow, class, from state, to state), START -> s1 ... s_len -> END."""
+def transitions(train: FlowSet, values: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Every transition of every flow: (flow, position, class, from state, to state), START -> s1 ... s_len -> END,
+    at positions 0..len; a length not in `values` is state -1."""
     real = train.direction != 0
     state = np.zeros(train.signed.shape, dtype=np.int64)
-    state[real] = np.searchsorted(values, train.signed[real]) + 1
+    index = np.searchsorted(values, train.signed[real])
+    found = values[np.minimum(index, len(values) - 1)] == train.signed[real]
+    state[real] = np.where(found, index + 1, -1)
     n, N = state.shape
     prev = np.hstack([np.zeros((n, 1), np.int64), state])
     nxt = np.hstack([state, np.zeros((n, 1), np.int64)])
     valid = np.arange(N + 1)[None, :] <= train.length[:, None]
     flow = np.repeat(np.arange(n)[:, None], N + 1, axis=1)
+    position = np.repeat(np.arange(N + 1)[None, :], n, axis=0)
     cls = np.repeat(train.codes[:, None].astype(np.int64), N + 1, axis=1)
-    return flow[valid], cls[valid], prev[valid], nxt[valid]
+    return flow[valid], position[valid], cls[valid], prev[valid], nxt[valid]
 
 
 def flow_weights(train: FlowSet, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The table that DP releases: cells (class, from, to) flattened over S = len(values) + 1 states, and their
     weights, each flow's transition counts scaled to L2 norm 1 (the table's sensitivity to one flow)."""
     S = len(values) + 1
-    flow, cls, prev, nxt = transitions(train, values)
+    flow, _, cls, prev, nxt = transitions(train, values)
     pairs, count = np.unique(np.stack([flow, (cls * S + prev) * S + nxt], axis=1), axis=0, return_counts=True)
     flow_norm = np.sqrt(np.bincount(pairs[:, 0], weights=count.astype(float) ** 2))
     cells, where = np.unique(pairs[:, 1], return_inverse=True)
@@ -73,7 +78,7 @@ class Markov(Generator):
     def _fit(self, train: FlowSet, options: FitOptions) -> None:
         if options.dp_epsilon is None:
             self.values_ = np.unique(train.signed[train.direction != 0])
-            _, cls, prev, nxt = transitions(train, self.values_)
+            _, _, cls, prev, nxt = transitions(train, self.values_)
             self.transitions_, counts = np.unique(np.stack([cls, prev, nxt], axis=1), axis=0, return_counts=True)
             self.weights_, self.privacy_ = counts.astype(np.float64), None
         else:
@@ -113,11 +118,35 @@ class Markov(Generator):
         return table[order], weights[order]
 
     def _index(self):
-        """Rows (class, from) -> slice of `transitions_`, sorted, for sampling."""
+        """Rows (class, from) -> slice of `transitions_`, sorted, for sampling; each row's total weight, and the
+        weight of its moves to a packet (what the first step draws from)."""
         t = self.transitions_
         keys = t[:, 0] * (len(self.values_) + 1) + t[:, 1]
-        self._row_keys, self._row_start = np.unique(keys, return_index=True)
+        self._row_keys, self._row_start, row = np.unique(keys, return_index=True, return_inverse=True)
         self._row_end = np.append(self._row_start[1:], len(t))
+        self._row_total = np.bincount(row, weights=self.weights_, minlength=len(self._row_keys))
+        self._row_packets = np.bincount(row, weights=self.weights_ * (t[:, 2] != END), minlength=len(self._row_keys))
+
+    def log_likelihood(self, flows: FlowSet) -> np.ndarray:
+        """log p(flow | class) in nats per flow, as `sample` draws it: the first packet among the start row's moves
+        to a packet, <END> after a packet whose state has no row, no <END> after the N-th packet. A move the chain
+        never makes, and each move into or out of a length it does not know, counts as probability NEVER: the
+        white-box attack's score."""
+        self._check_fitted()
+        present = flows.select(list(flows.present_counts())).with_classes(self.classes_)
+        S = len(self.values_) + 1
+        drawn = transitions(present, self.values_)
+        drawn = [a[drawn[1] < present.n_packets] for a in drawn]  # after the N-th packet the walk stops, no <END>
+        flow, position, cls, prev, nxt = drawn
+        row = np.minimum(np.searchsorted(self._row_keys, cls * S + prev), len(self._row_keys) - 1)
+        has_row = self._row_keys[row] == cls * S + prev
+        cells = self.transitions_ @ np.array([S * S, S, 1])
+        at = np.minimum(np.searchsorted(cells, (cls * S + prev) * S + nxt), len(cells) - 1)
+        weight = np.where(cells[at] == (cls * S + prev) * S + nxt, self.weights_[at], 0.0)
+        total = np.where(position == 0, self._row_packets[row], self._row_total[row])
+        p = np.where(has_row, weight / np.where(has_row, total, 1.0), (nxt == END).astype(float))
+        p[(prev < 0) | (nxt < 0)] = 0.0
+        return np.bincount(flow, weights=np.log(np.maximum(p, NEVER)), minlength=len(present))
 
     def _sample(self, codes: np.ndarray, seed: int, options: SampleOptions) -> FlowSet:
         rng = np.random.default_rng(seed)
