@@ -275,7 +275,7 @@ def make_private(mode: str = "ghost", **kwargs):
     clipping to."""
     from opacus import PrivacyEngine
 
-    with warnings.catch_warnings():  # Opacus warns that secure_mode is off; the noise is seeded on purpose
+    with warnings.catch_warnings():  # Opacus warns that secure_mode is off; the noise is seeded on purpose (README)
         warnings.simplefilter("ignore")
         engine = PrivacyEngine(accountant="rdp")
         if mode == "ghost":

@@ -12,8 +12,9 @@ them (the "noisy marginals" of Zhang et al., "PrivSyn", USENIX Security 2021, fo
 - the states are every signed length up to max_size, not the lengths seen (they would leak the flows);
 - noise N(0, sigma^2) goes on every cell of the class x from x to table, and a cell is kept where its noisy
   weight is above the threshold at which noise alone keeps about one cell per class (sigma times the normal's
-  1 / S^2 quantile, S the states): a chain over 3,001 states would otherwise walk mostly to lengths no flow
-  had. Both are fixed before the data are seen; everything after the release is post-processing.
+  upper 1 / S^2 quantile, S the states): a chain over 3,001 states would otherwise walk mostly to lengths no flow
+  had. Both are fixed before the data are seen; everything after the release is post-processing. The noise
+  follows the seed, as DP-SGD's does (README, "Privacy": train a published model with a seed nobody knows).
 - a class whose start row did not survive starts its flows with the start row of all classes together; a state
   without a row ends the flow.
 """
