@@ -65,11 +65,10 @@ def test_augmentation_tops_up_to_the_majority_and_refuses_bad_fractions(split):
     assert len(drawn) == 3 and set(drawn.label) == {"remote-shell"}
 
 
-def test_benchmark_quick_runs_resumes_and_refuses_another_dataset(capsys, demo_flows, split, tmp_path):
+def test_benchmark_quick_writes_every_section(capsys, demo_flows, tmp_path):
     demo_flows.write(tmp_path / "flows.parquet")
-    args = ["benchmark", str(tmp_path / "flows.parquet"), "-o", str(tmp_path / "r"), "--models", "markov,cvae", "--quick",
-            "--timing"]
-    code, out, err = run(capsys, *args)
+    code, out, err = run(capsys, "benchmark", str(tmp_path / "flows.parquet"), "-o", str(tmp_path / "r"),
+                         "--models", "markov,cvae", "--quick", "--timing")
     assert code == 0 and "report:" in out
     results = json.loads((tmp_path / "r" / "results.json").read_text())
     steps = results["steps"]
@@ -94,6 +93,18 @@ def test_benchmark_quick_runs_resumes_and_refuses_another_dataset(capsys, demo_f
     assert (tmp_path / "r" / "privacy.csv").stat().st_size > 0
     efficiency = steps["efficiency:cvae"]["practical"]  # measured in fresh processes: memory the work itself took
     assert efficiency["train_added_mb"] > 1 and efficiency["gen_ms_per_flow"]["min"] <= efficiency["gen_ms_per_flow"]["median"]
+
+
+def test_benchmark_resumes_redoes_and_refuses_another_dataset(capsys, demo_flows, split, tmp_path):
+    # without efficiency, whose fresh processes take most of a quick run's time and play no part in resuming
+    demo_flows.write(tmp_path / "flows.parquet")
+    args = ["benchmark", str(tmp_path / "flows.parquet"), "-o", str(tmp_path / "r"), "--models", "markov,cvae", "--quick",
+            "--timing", "--no-efficiency"]
+    code, _, err = run(capsys, *args)
+    assert code == 0
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    steps = results["steps"]
+    assert "efficiency:cvae" not in steps and "tstr:cvae" in steps
 
     code, _, err = run(capsys, *args)  # same folder without --resume: refused
     assert "already holds results; use --resume to continue them, --overwrite to start again" in error_line(code, err)
