@@ -79,7 +79,7 @@ def test_ghost_clipping_gives_the_update_of_per_flow_gradients(small_train, kind
     assert torch.allclose(updates[0], updates[1], atol=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["llama", "cvae", "markov"])
+@pytest.mark.parametrize("kind", ["llama", "cvae", "markov", "tables"])
 def test_nothing_but_the_weights_depends_on_the_flows(small_train, tmp_path, kind):
     """Neighbouring training sets, one flow's lengths changed to a value no other flow has, give the same
     config.json: under DP only the weights learn from the flows, and only through DP-SGD (no lengths seen, no
@@ -90,7 +90,7 @@ def test_nothing_but_the_weights_depends_on_the_flows(small_train, tmp_path, kin
     configs = []
     for i, flows in enumerate((small_train, neighbour)):
         model = tiny(kind)
-        epsilon = 20.0 if kind == "markov" else 2.0  # at 2, no start of 120 flows stands out of the chain's noise
+        epsilon = 20.0 if kind in ("markov", "tables") else 2.0  # at 2, no start of 120 flows stands out of the noise
         model.fit(flows, **model.used_train_options({"epochs": 1, "batch_size": 16}), dp_epsilon=epsilon).save(tmp_path / str(i))
         configs.append(json.loads((tmp_path / str(i) / "config.json").read_text()))
     assert configs[0] == configs[1] and configs[0]["data_hash"] is None
@@ -116,6 +116,9 @@ def test_cli_and_kinds_without_dp(capsys, small_train, tmp_path):
     code, out, _ = run(capsys, "train", "markov", str(tmp_path / "t.parquet"), "-o", str(tmp_path / "k"),
                        "--dp-epsilon", "20")
     assert code == 0 and "stored numbers" in out and "differentially private (epsilon 20.00" in out
+    code, out, _ = run(capsys, "train", "tables", str(tmp_path / "t.parquet"), "-o", str(tmp_path / "p"),
+                       "--dp-epsilon", "20")
+    assert code == 0 and "differentially private (epsilon 20.00" in out
     for kind in ("diffusion", "smote"):  # refused, not ignored with a note as options that do not apply are
         code, _, err = run(capsys, "train", kind, str(tmp_path / "t.parquet"), "-o", str(tmp_path / "d"),
                            "--dp-epsilon", "3")

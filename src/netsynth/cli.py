@@ -525,8 +525,9 @@ def quickstart(out_dir, seed):
 
 def _list_kinds(command: click.Command) -> None:
     from netsynth.models.registry import names
-    command.help += (f"\n\nKIND: {', '.join(names('generative'))} (generative) or {', '.join(names('baseline'))} "
-                     "(baselines); `netsynth models` lists each one's settings and defaults.")
+    command.help += (f"\n\nKIND: {', '.join(names('generative'))} (generative), {', '.join(names('private'))} "
+                     f"(made for --dp-epsilon) or {', '.join(names('baseline'))} (baselines); `netsynth models` lists "
+                     "each one's settings and defaults.")
 
 
 _list_kinds(train)

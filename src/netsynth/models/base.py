@@ -69,8 +69,8 @@ class Generator:
         (protocol, server port) where `train` has them (netsynth.timing)."""
         timing = options.pop(TIMING_OPTION, None)
         if options.get("dp_epsilon") is not None and not self.private:  # a privacy request is never ignored
-            raise NetsynthError(f"{self.kind} does not train with differential privacy (llama, mamba, cvae "
-                                "and markov do)")
+            private = [name for name in registry.names() if registry.kind(name).load().private]
+            raise NetsynthError(f"{self.kind} does not train with differential privacy ({', '.join(private)} do)")
         if options.get("epochs") is not None and options.get("min_steps") is None and "min_steps" in self.train_options:
             options = {**options, "min_steps": 0}  # epochs asked for are the cap, not raised by a kind's min_steps
         options = resolve_options(FitOptions, options, self.train_options, self.kind, self.train_defaults)

@@ -18,6 +18,7 @@ class Kind:
     target: str | type  # "module:Class", imported when first needed, or the Generator subclass itself
     display: str  # the name in reports and plots
     role: str  # "generative": trained once, then samples any class on request | "baseline": sees only the flows it is given
+    # | "private": like generative, made for a DP release and not among the paper's models the benchmark compares
     trains: bool  # trained in epochs by the neural training loop (checkpoints, --resume)
     tiny: dict = field(default_factory=dict)  # the smallest settings (config) that the test suite trains
 
@@ -29,7 +30,7 @@ class Kind:
 
 
 KINDS: dict[str, Kind] = {}
-ROLES = ("generative", "baseline")
+ROLES = ("generative", "baseline", "private")
 
 
 def register(kind: Kind) -> Kind:
@@ -47,6 +48,7 @@ for _kind in (
     Kind("diffusion", "netsynth.models.diffusion:Diffusion", "NetDiffus-NR", "generative", True, dict(base_channels=8)),
     Kind("cvae", "netsynth.models.cvae:CVAE", "CVAE", "generative", True, dict(hidden_sizes=[32, 16], latent_size=4)),
     Kind("markov", "netsynth.models.markov:Markov", "Markov", "generative", False),
+    Kind("tables", "netsynth.models.tables:Tables", "Private tables", "private", False),
     Kind("smote", "netsynth.models.smote:Smote", "SMOTE", "baseline", False),
     Kind("fast-retransmit", "netsynth.models.fast_retransmit:FastRetransmit", "Fast Retransmit", "baseline", False),
 ):
