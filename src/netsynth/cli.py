@@ -411,7 +411,7 @@ def print_privacy(p: dict) -> None:
 @click.option("--train", "train_file", required=True, type=click.Path(dir_okay=False), help="The generator's training flows.")
 @click.option("--test", "test_file", required=True, type=click.Path(dir_okay=False), help="Real flows it never saw.")
 @click.option("--synthetic", "synth_file", required=True, type=click.Path(dir_okay=False))
-@click.option("--model", "model_dir", default=None, help="The model folder, for the white-box attack (llama, mamba, cvae, markov).")
+@click.option("--model", "model_dir", default=None, help="The model folder, for the white-box attack (llama, mamba, cvae, markov, tables).")
 @click.option("-o", "--output", default=None, type=click.Path(dir_okay=False), help="Write every figure as JSON.")
 @click.option("--seed", default=0, show_default=True)
 def privacy(train_file, test_file, synth_file, model_dir, output, seed):
@@ -423,7 +423,7 @@ def privacy(train_file, test_file, synth_file, model_dir, output, seed):
     model = load(model_dir) if model_dir else None
     if model is not None and not hasattr(model, "log_likelihood"):
         raise NetsynthError(f"--model: the white-box attack needs a model's likelihood; {model.kind} has none "
-                            "(llama, mamba, cvae and markov do)")
+                            "(llama, mamba, cvae, markov and tables do)")
     result = audit(FlowSet.read(train_file), FlowSet.read(test_file), FlowSet.read(synth_file), seed=seed,
                    log_likelihood=model.log_likelihood if model is not None else None)
     print_privacy(result)

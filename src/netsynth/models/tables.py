@@ -41,7 +41,7 @@ from netsynth.errors import NetsynthError
 from netsynth.flows import FlowSet
 from netsynth.gaussian_mechanism import noise_scale, sparse_release
 from netsynth.models.base import Generator
-from netsynth.models.markov import END, transitions
+from netsynth.models.markov import END, NEVER, transitions
 from netsynth.models.options import FitOptions, SampleOptions
 
 RECUR = 2  # without DP, a flow is drawn whole where at least this many training flows of its class share it
@@ -104,11 +104,42 @@ class Tables(Generator):
         self._sequence_bounds = np.searchsorted(self.sequences_[:, 0], np.arange(C + 1))
         rows = self.position_cells_ // S
         self._row_bounds = np.searchsorted(rows, np.arange(C * (N + 1) + 1))
-        starts = (rows % (N + 1) == 0) & (self.position_cells_ % S != END)
+        packets = self.position_cells_ % S != END
+        self._row_total = np.bincount(rows, weights=self.position_weights_, minlength=C * (N + 1))
+        self._row_packets = np.bincount(rows, weights=self.position_weights_ * packets, minlength=C * (N + 1))
+        starts = (rows % (N + 1) == 0) & packets
         self._pooled_start = (self.position_cells_[starts] % S, self.position_weights_[starts])
         if not len(self._pooled_start[0]) and self._whole_share.min() < 1:
             raise NetsynthError(f"tables: no flow start survived the noise at epsilon {self.privacy_['epsilon']:g}; "
                                 "a larger epsilon or more flows per class")
+
+    def log_likelihood(self, flows: FlowSet) -> np.ndarray:
+        """log p(flow | class) in nats per flow, as `sample` draws it: drawn whole, or walked position by position
+        (the first packet among its row's packets, or every class's where the row has none; <END> where a row is
+        missing; no <END> after the N-th packet). A flow it cannot draw scores log NEVER: the white-box attack's score."""
+        self._check_fitted()
+        present = flows.select(list(flows.present_counts())).with_classes(self.classes_)
+        S, N = len(self.values_) + 1, self.n_packets_
+        codes = present.codes.astype(np.int64)
+        known = dict(zip(map(tuple, self.sequences_.tolist()), self.sequence_weights_))
+        weight = np.array([known.get(key, 0.0) for key in map(tuple, np.column_stack([codes, present.signed]).tolist())])
+        recurring = np.bincount(self.sequences_[:, 0], weights=self.sequence_weights_, minlength=len(self.classes_))
+        whole = self._whole_share[codes] * weight / np.maximum(recurring[codes], NEVER)
+        flow, position, cls, _, state = transitions(present, self.values_)
+        drawn = position < N  # after the N-th packet the walk stops, no <END>
+        flow, position, cls, state = flow[drawn], position[drawn], cls[drawn], state[drawn]
+        row = cls * (N + 1) + position
+        at = np.minimum(np.searchsorted(self.position_cells_, row * S + state), len(self.position_cells_) - 1)
+        cell = np.where(self.position_cells_[at] == row * S + state, self.position_weights_[at], 0.0)
+        total = np.where(position == 0, self._row_packets[row], self._row_total[row])
+        pooled = (position == 0) & (total == 0)  # a start row without a packet: every class's starts
+        start_cells, start_weights = self._pooled_start
+        cell[pooled] = [start_weights[start_cells == s].sum() for s in state[pooled]]
+        total[pooled] = start_weights.sum()
+        p = np.where(total > 0, cell / np.where(total > 0, total, 1.0), (state == END).astype(float))
+        p[state < 0] = 0.0
+        walk = np.exp(np.bincount(flow, weights=np.log(np.maximum(p, NEVER)), minlength=len(present)))
+        return np.log(np.maximum(whole + (1 - self._whole_share[codes]) * walk, NEVER))
 
     def _sample(self, codes: np.ndarray, seed: int, options: SampleOptions) -> FlowSet:
         rng = np.random.default_rng(seed)
