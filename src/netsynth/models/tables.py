@@ -99,8 +99,8 @@ class Tables(Generator):
         codes = self.sequences_[:, 0]
         order = np.argsort(codes, kind="stable")
         self.sequences_, self.sequence_weights_ = self.sequences_[order], self.sequence_weights_[order]
-        recurring = np.bincount(self.sequences_[:, 0], weights=self.sequence_weights_, minlength=C)
-        self._whole_share = np.clip(recurring / np.maximum(self.class_totals_, 1.0), 0.0, 1.0)
+        self._recurring = np.bincount(self.sequences_[:, 0], weights=self.sequence_weights_, minlength=C)
+        self._whole_share = np.clip(self._recurring / np.maximum(self.class_totals_, 1.0), 0.0, 1.0)
         self._sequence_bounds = np.searchsorted(self.sequences_[:, 0], np.arange(C + 1))
         rows = self.position_cells_ // S
         self._row_bounds = np.searchsorted(rows, np.arange(C * (N + 1) + 1))
@@ -123,8 +123,7 @@ class Tables(Generator):
         codes = present.codes.astype(np.int64)
         known = dict(zip(map(tuple, self.sequences_.tolist()), self.sequence_weights_))
         weight = np.array([known.get(key, 0.0) for key in map(tuple, np.column_stack([codes, present.signed]).tolist())])
-        recurring = np.bincount(self.sequences_[:, 0], weights=self.sequence_weights_, minlength=len(self.classes_))
-        whole = self._whole_share[codes] * weight / np.maximum(recurring[codes], NEVER)
+        whole = self._whole_share[codes] * weight / np.maximum(self._recurring[codes], NEVER)
         flow, position, cls, _, state = transitions(present, self.values_)
         drawn = position < N  # after the N-th packet the walk stops, no <END>
         flow, position, cls, state = flow[drawn], position[drawn], cls[drawn], state[drawn]
