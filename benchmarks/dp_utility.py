@@ -3,13 +3,16 @@ paper's six metrics of the synthetic flows (the training split's class counts, s
 
     python benchmarks/dp_utility.py --train train.parquet --test test.parquet --epsilon 4 \\
         [--epochs 30 --batch-size 1024 --lr 1e-3 --set hidden_size=64 --set num_hidden_layers=2]
-        [--public other.parquet ...]
+        [--public other.parquet ...] [--via tables --per-class 400]
 
 A very large --epsilon (1e6) leaves DP-SGD's clipping and sampling with almost no noise: it separates what
 the noise costs from what the clipping and the step budget cost. --public: pre-training on public flows (other
 datasets, other classes; trained without DP at the kind's defaults), then DP-SGD on the private ones from those
 weights (Li et al. 2022, "Large Language Models Can Be Strong Differentially Private Learners": pre-training is
 what makes DP fine-tuning work). The guarantee covers the private training flows.
+--via tables: no DP-SGD; the tables kind released once at --epsilon, --per-class flows of every class drawn from it,
+and the kind trained on those at its defaults. A model trained on the output of a DP release is post-processing
+of it and keeps its (epsilon, delta).
 """
 import argparse
 import json
@@ -53,6 +56,8 @@ def main():
     parser.add_argument("--lr", type=float)
     parser.add_argument("--public", nargs="+", help="FlowSets to pre-train on without DP")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a model setting")
+    parser.add_argument("--via", choices=["tables"], help="train on the flows of this kind's DP release instead")
+    parser.add_argument("--per-class", type=int, default=400, help="with --via: flows of each class drawn")
     args = parser.parse_args()
     if args.public and args.kind not in ("llama", "mamba"):
         parser.error("--public applies to the token models (llama, mamba)")
@@ -66,14 +71,21 @@ def main():
     if args.public:
         public = FlowSet.concat([FlowSet.read(f) for f in args.public])
         warm_start(model, netsynth.create(args.kind, **settings).fit(public, verbose=True))
-    model.fit(train, **options)
+    if args.via:
+        release = netsynth.create(args.via).fit(train, dp_epsilon=args.epsilon, seed=0)
+        options = {"via": args.via, "per_class": args.per_class, "verbose": True, **({"lr": args.lr} if args.lr else {})}
+        model.fit(release.sample(n_per_class=args.per_class, seed=1), **{k: v for k, v in options.items()
+                                                                       if k in ("verbose", "lr")})
+        dp = release.privacy_
+    else:
+        model.fit(train, **options)
+        dp = model.privacy_
     seconds = time.perf_counter() - t0
     synth = model.sample(train.class_counts(), seed=0)
     real_f1, synth_f1 = forest_f1(train, test, seed=0), forest_f1(synth, test, seed=0)
-    dp = model.privacy_
     print(json.dumps({"settings": settings, "options": options, "public": args.public, "parameters": model.n_parameters,
                       "train_seconds": round(seconds), "final_train_loss": round(model.history_["train_loss"][-1], 4),
-                      "noise_multiplier": round(dp["noise_multiplier"], 3), "steps": dp["steps"],
+                      "noise_multiplier": round(dp["noise_multiplier"], 3), "steps": dp.get("steps"),
                       "epsilon": round(dp["epsilon"], 3), "tstr_f1": round(100 * synth_f1, 1),
                       "train_on_real_f1": round(100 * real_f1, 1), "ratio": round(synth_f1 / real_f1, 2),
                       "fidelity": {k: round(v, 3) for k, v in fidelity(test, synth, train=train)["macro"].items()}}))
