@@ -6,15 +6,16 @@ independently of the packets before it. Without DP a flow recurs where at least 
 have it exactly, and the tables hold exact counts.
 
 With `dp_epsilon` the three tables are one release of the Gaussian mechanism (netsynth.gaussian_mechanism): a flow
-of n packets adds `A` to its whole flow's cell, `G` to its class's count and B / sqrt(n + 1) to each of its n + 1
-position cells (its packets and <END>); A^2 + G^2 + B^2 = 1, so one flow moves the release by at most 1 in L2 norm,
-and N(0, sigma^2) on every cell makes it (epsilon, delta / 2)-DP.
+of n packets adds sqrt(A2) to its whole flow's cell, sqrt(G2) to its class's count and sqrt(B2 / (n + 1)) to each of
+its n + 1 position cells (its packets and <END>); A2 + G2 + B2 = 1, so one flow moves the release by at most 1 in L2
+norm, and N(0, sigma^2) on every cell makes it (epsilon, delta / 2)-DP.
 - whole flows: only the cells of flows seen get noise, and a cell is kept where its noisy weight is above
-  sigma * isf(delta_select), which noise alone crosses with probability delta_select: a cell that only one of two
-  neighbouring training sets has is released from the other with at most that probability (partition selection;
-  Korolova et al., "Releasing Search Queries and Clicks Privately", WWW 2009; Gopi et al., "Differentially Private
-  Set Union", ICML 2020). The release is then (epsilon, delta / 2 + e^epsilon delta_select)-DP; delta_select =
-  delta / (2 e^epsilon) makes it (epsilon, delta).
+  sigma * isf(delta_select). Of two training sets that differ in one flow, the one without it lacks that flow's
+  cell; had the cell been given noise there too, noise alone would have lifted it over the bar with probability
+  delta_select, so the output differs from the Gaussian mechanism over both sets' cells at most that often
+  (partition selection; Korolova et al., "Releasing Search Queries and Clicks Privately", WWW 2009; Gopi et al.,
+  "Differentially Private Set Union", ICML 2020). The release is then (epsilon, delta / 2 + e^epsilon
+  delta_select)-DP, and delta_select = delta / (2 e^epsilon) makes it (epsilon, delta).
 - positions: every cell of the class x position x signed-length table gets noise, zero or not (the sparse
   release), and is kept above the level at which noise alone keeps about one cell per class (the markov kind's
   rule);
