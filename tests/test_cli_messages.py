@@ -18,6 +18,9 @@ def test_training_refuses_to_replace_a_model_unless_told(capsys, demo_file, tmp_
     code, _, err = run(capsys, "train", "cvae", demo_file, "-o", str(model), "--epochs", "1")
     assert f"{model} already holds a model; use --overwrite to replace it" in error_line(code, err)
     assert (model / "model.safetensors").read_bytes() == before
+    assert "--resume" in err  # cvae trains in epochs; markov, in one pass, has no --resume to offer
+    code, _, err = run(capsys, "train", "markov", demo_file, "-o", str(model))
+    assert error_line(code, err).endswith("already holds a model; use --overwrite to replace it, or choose another folder")
     code, out, _ = run(capsys, "train", "cvae", demo_file, "-o", str(model), "--epochs", "1", "--overwrite")
     assert code == 0 and "trained cvae" in out
 

@@ -211,7 +211,8 @@ def train(kind, train_file, output, epochs, min_steps, batch_size, lr, seed, dev
     flows = FlowSet.read(train_file)
     # in a distributed launch every process holds the same weights; the main one holds the folder and saves them
     with folder_lock(output) if is_main_process() else contextlib.nullcontext():
-        refuse_overwrite(Path(output), overwrite or resume, "a model", "or --resume to continue its training")
+        refuse_overwrite(Path(output), overwrite or resume, "a model",
+                         "or --resume to continue its training" if "resume" in model.train_options else "")
         implicit = model.used_train_options({"checkpoint_dir": output, "verbose": True})  # noted only when asked for
         model.fit(flows, epochs=epochs, min_steps=min_steps, batch_size=batch_size, lr=lr, seed=seed, device=device,
                   precision=precision, resume=resume or None, checkpoint_every=checkpoint_every, timing=timing,
