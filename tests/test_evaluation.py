@@ -154,6 +154,8 @@ def test_benchmark_bad_settings(capsys, demo_flows, tmp_path):
     assert "fractions must be in (0, 1], got [0.0]" in error_line(code, err)
     code, _, err = run(capsys, "benchmark", str(tmp_path / "flows.parquet"), "-o", str(tmp_path / "r"), "--models", "gpt")
     assert "--models: unknown ['gpt']" in error_line(code, err)
+    code, _, err = run(capsys, "benchmark", str(tmp_path / "flows.parquet"), "-o", str(tmp_path / "r"), "--models", "tables")
+    assert "--models: ['tables'] made for a DP release, not among the paper's models" in error_line(code, err)
     untimed = demo_flows.take(np.arange(len(demo_flows)))
     untimed.iat = None
     untimed.write(tmp_path / "untimed.parquet")

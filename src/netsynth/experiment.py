@@ -62,6 +62,11 @@ class ExperimentSettings:
 
     def check(self):
         check_fractions(self.fractions)
+        private = sorted(set(self.models) & set(names("private")))
+        if private:
+            raise NetsynthError(f"--models: {private} made for a DP release, not among the paper's models the "
+                                "benchmark compares (benchmarks/privacy_utility.py compares them); choose from "
+                                f"{', '.join(names('generative'))}")
         unknown = sorted(set(self.models) - set(names("generative")))
         if unknown:
             raise NetsynthError(f"--models: unknown {unknown}; choose from {', '.join(names('generative'))}")
