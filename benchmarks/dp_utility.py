@@ -73,10 +73,9 @@ def main():
         warm_start(model, netsynth.create(args.kind, **settings).fit(public, verbose=True))
     if args.via:
         release = netsynth.create(args.via).fit(train, dp_epsilon=args.epsilon, seed=0)
-        options = {"via": args.via, "per_class": args.per_class, "verbose": True, **({"lr": args.lr} if args.lr else {})}
-        model.fit(release.sample(n_per_class=args.per_class, seed=1), **{k: v for k, v in options.items()
-                                                                       if k in ("verbose", "lr")})
-        dp = release.privacy_
+        lr = {"lr": args.lr} if args.lr else {}
+        model.fit(release.sample(n_per_class=args.per_class, seed=1), verbose=True, **lr)
+        options, dp = {"via": args.via, "per_class": args.per_class, **lr}, release.privacy_
     else:
         model.fit(train, **options)
         dp = model.privacy_
