@@ -5,7 +5,7 @@ The bars: CVAE 0.6 (it reached 0.6-0.7 here); NetDiffus-NR 0.25, a guard against
 a target: 510 optimizer steps gave 0.35, with or without classifier-free guidance (0.37 at w = 3), and 0.32
 after twice as many (2026-11-27, this 2-core CPU, predicting the noise); 0.34 with v-prediction, the default
 since 2026-11-28 (0.37 predicting the noise in the same run); 0.33 after 15 epochs at batch 32 and 0.32 after the
-8 epochs (300 steps) this test now trains (2026-11-29). Diffusion needs far more steps than a CPU test allows.
+8 epochs (about 270 steps) this test now trains (2026-11-29). Diffusion needs far more steps than a CPU test allows.
 """
 import numpy as np
 import pytest

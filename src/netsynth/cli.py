@@ -192,7 +192,7 @@ def parse_settings(pairs) -> dict:
 @click.option("--timing", is_flag=True,
               help="Sampled flows carry inter-arrival times and services: llama and mamba learn gaps with a head of "
                    "their own, other kinds draw them from a per-class empirical model.")
-@click.option("--dp-epsilon", type=float, default=None, help="Train with differential privacy to this epsilon (llama, mamba, cvae: DP-SGD; markov: noisy counts).")
+@click.option("--dp-epsilon", type=float, default=None, help="Train with differential privacy to this epsilon (llama, mamba, cvae: DP-SGD; markov, tables: noisy counts).")
 @click.option("--dp-delta", type=float, default=None, help="DP delta [default: 1 / (10 x training flows)].")
 @click.option("--dp-max-grad-norm", type=float, default=None, help="DP-SGD's per-flow gradient bound [default: 1.0].")
 def train(kind, train_file, output, epochs, min_steps, batch_size, lr, seed, device, precision, sets, resume,

@@ -12,7 +12,7 @@ What each figure follows:
   (training flows) against as many non-members (test flows); ROC AUC and the true-positive rate at 1 % false
   positives.
 - white-box membership inference: the loss attack of Yeom et al. (CSF 2018): the model's own log-likelihood of
-  each candidate is its score (llama, mamba and markov: the exact likelihood; cvae: its evidence lower bound).
+  each candidate is its score (llama, mamba, markov and tables: the exact likelihood; cvae: its evidence lower bound).
 
 The distance: flows as vectors of their N signed lengths, zero after the flow ends, compared with the L1 norm.
 A differing size costs its difference in bytes, a packet present in one flow and absent in the other costs its

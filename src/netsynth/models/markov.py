@@ -58,6 +58,18 @@ def transitions(train: FlowSet, values: np.ndarray) -> tuple[np.ndarray, ...]:
     return flow[valid], position[valid], cls[valid], prev[valid], nxt[valid]
 
 
+def draw(weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k indices drawn with probability proportional to `weights` (inverse CDF: one uniform number per draw)."""
+    cdf = np.cumsum(weights)
+    return np.minimum(np.searchsorted(cdf, rng.random(k) * cdf[-1], side="right"), len(weights) - 1)
+
+
+def weight_at(cells: np.ndarray, weights: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """The weight of each of `keys` in a sparse table (`cells` sorted, their `weights`); 0 where a key has no cell."""
+    at = np.minimum(np.searchsorted(cells, keys), len(cells) - 1)
+    return np.where(cells[at] == keys, weights[at], 0.0)
+
+
 def flow_weights(train: FlowSet, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The table that DP releases: cells (class, from, to) flattened over S = len(values) + 1 states, and their
     weights, each flow's transition counts scaled to L2 norm 1 (the table's sensitivity to one flow)."""
@@ -141,9 +153,7 @@ class Markov(Generator):
         flow, position, cls, prev, nxt = drawn
         row = np.minimum(np.searchsorted(self._row_keys, cls * S + prev), len(self._row_keys) - 1)
         has_row = self._row_keys[row] == cls * S + prev
-        cells = self.transitions_ @ np.array([S * S, S, 1])
-        at = np.minimum(np.searchsorted(cells, (cls * S + prev) * S + nxt), len(cells) - 1)
-        weight = np.where(cells[at] == (cls * S + prev) * S + nxt, self.weights_[at], 0.0)
+        weight = weight_at(self.transitions_ @ np.array([S * S, S, 1]), self.weights_, (cls * S + prev) * S + nxt)
         total = np.where(position == 0, self._row_packets[row], self._row_total[row])
         p = np.where(has_row, weight / np.where(has_row, total, 1.0), (nxt == END).astype(float))
         p[(prev < 0) | (nxt < 0)] = 0.0
@@ -164,7 +174,7 @@ class Markov(Generator):
                 targets, weights = self.transitions_[lo:hi, 2], self.weights_[lo:hi]
                 if step == 0:  # a flow has at least one packet
                     weights = np.where(targets == END, 0.0, weights)
-                nxt = targets[np.searchsorted(np.cumsum(weights), rng.random() * weights.sum(), side="right")]
+                nxt = targets[draw(weights, 1, rng)[0]]
                 if nxt == END:
                     alive[i] = False
                 else:

@@ -42,7 +42,7 @@ from netsynth.errors import NetsynthError
 from netsynth.flows import FlowSet
 from netsynth.gaussian_mechanism import noise_scale, sparse_release
 from netsynth.models.base import Generator
-from netsynth.models.markov import END, NEVER, transitions
+from netsynth.models.markov import END, NEVER, draw, transitions, weight_at
 from netsynth.models.options import FitOptions, SampleOptions
 
 RECUR = 2  # without DP, a flow is drawn whole where at least this many training flows of its class share it
@@ -129,8 +129,7 @@ class Tables(Generator):
         drawn = position < N  # after the N-th packet the walk stops, no <END>
         flow, position, cls, state = flow[drawn], position[drawn], cls[drawn], state[drawn]
         row = cls * (N + 1) + position
-        at = np.minimum(np.searchsorted(self.position_cells_, row * S + state), len(self.position_cells_) - 1)
-        cell = np.where(self.position_cells_[at] == row * S + state, self.position_weights_[at], 0.0)
+        cell = weight_at(self.position_cells_, self.position_weights_, row * S + state)
         total = np.where(position == 0, self._row_packets[row], self._row_total[row])
         pooled = (position == 0) & (total == 0)  # a start row without a packet: every class's starts
         start_cells, start_weights = self._pooled_start
@@ -150,7 +149,7 @@ class Tables(Generator):
         for c in np.unique(codes[whole]):
             mine = np.flatnonzero(whole & (codes == c))
             lo, hi = self._sequence_bounds[c], self._sequence_bounds[c + 1]
-            signed[mine] = self.sequences_[lo:hi, 1:][_draw(self.sequence_weights_[lo:hi], len(mine), rng)]
+            signed[mine] = self.sequences_[lo:hi, 1:][draw(self.sequence_weights_[lo:hi], len(mine), rng)]
         alive = ~whole
         for p in range(N):
             for c in np.unique(codes[alive]):
@@ -161,7 +160,7 @@ class Tables(Generator):
                     weights = np.where(targets == END, 0.0, weights)
                     if not weights.sum() > 0:
                         targets, weights = self._pooled_start
-                states[mine, p] = targets[_draw(weights, len(mine), rng)] if weights.sum() > 0 else END
+                states[mine, p] = targets[draw(weights, len(mine), rng)] if weights.sum() > 0 else END
             alive &= states[:, p] != END
         walked = states > 0
         signed[walked] = self.values_[states[walked] - 1]
@@ -191,10 +190,4 @@ def flow_tables(train: FlowSet, values: np.ndarray, private: bool = False):
     scale = (math.sqrt(A2), math.sqrt(G2)) if private else (1.0, 1.0)
     return ((flows, scale[0] * counts), scale[1] * np.bincount(train.codes, minlength=len(train.classes)).astype(float),
             (cells, np.bincount(where, weights=per_cell[flow])))
-
-
-def _draw(weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """k indices drawn with probability proportional to `weights` (inverse CDF: one uniform number per draw)."""
-    cdf = np.cumsum(weights)
-    return np.minimum(np.searchsorted(cdf, rng.random(k) * cdf[-1], side="right"), len(weights) - 1)
 
