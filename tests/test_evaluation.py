@@ -7,6 +7,7 @@ import pytest
 
 import netsynth
 from netsynth import NetsynthError
+from netsynth.experiment import Split, generate_step, synthetic_sets
 from netsynth.metrics import METRIC_NAMES
 from netsynth.tasks.augmentation import FlowPool, augmentation_curve
 from netsynth.tasks.tstr import forest_f1
@@ -48,6 +49,22 @@ def test_tstr_of_real_training_data_beats_shuffled_labels(split):
     shuffled = train.take(np.arange(len(train)))
     shuffled.codes = np.random.default_rng(0).permutation(shuffled.codes)
     assert forest_f1(train, test, seed=0) > forest_f1(shuffled, test, seed=0) + 0.3
+
+
+def test_every_seed_scores_a_synthetic_draw_of_its_own(split, tmp_path):
+    train, test = split
+    s = Split(train, test, seeds=[0, 1, 2], target=5)
+    netsynth.create("markov").fit(train).save(tmp_path / "m")
+    generate_step(tmp_path / "m", s, tmp_path / "pool.parquet")
+    pool = netsynth.FlowSet.read(tmp_path / "pool.parquet")
+    assert pool.class_counts() == {c: max(5, 3 * k) for c, k in train.class_counts().items()}
+    pool.group = np.arange(len(pool)).astype(str)  # each pooled flow named, to see which seed scores it
+    sets = synthetic_sets("markov", pool, s)
+    assert all(sets[seed].class_counts() == train.class_counts() for seed in s.seeds)
+    drawn = [set(sets[seed].group) for seed in s.seeds]
+    assert not (drawn[0] & drawn[1]) and not (drawn[0] & drawn[2]) and not (drawn[1] & drawn[2])
+    with pytest.raises(NetsynthError, match="an earlier netsynth, one set for every seed\\): use --redo markov"):
+        synthetic_sets("markov", pool, Split(train, test, seeds=[0, 1, 2, 3], target=5))
 
 
 def test_augmentation_tops_up_to_the_majority_and_refuses_bad_fractions(split):

@@ -29,7 +29,7 @@ from netsynth.metrics import fidelity, real_floor
 from netsynth.models.base import create, data_hash, load
 from netsynth.models.registry import names
 from netsynth.tasks import efficiency as eff
-from netsynth.tasks.augmentation import FlowPool, augmentation_curve, check_fractions
+from netsynth.tasks.augmentation import augmentation_curve, check_fractions
 from netsynth.tasks.tstr import FOREST, class_fidelity, forest, forest_f1
 from netsynth.timing import require_timing, timing_fidelity
 
@@ -198,10 +198,11 @@ def train_step(kind: str, train: FlowSet, settings: ExperimentSettings, model_di
 
 
 def generate_step(model_dir: Path, s: Split, pool_path: Path) -> dict:
-    """A pool of every class: enough for augmentation (the target) and for TSTR (the training split's counts)."""
+    """A pool of every class: enough for augmentation (the target) and for one TSTR set per seed (the training
+    split's counts each)."""
     model = load(model_dir)
     t0 = time.perf_counter()
-    pool = model.sample({c: max(s.target, k) for c, k in s.train.present_counts().items()}, seed=0)
+    pool = model.sample({c: max(s.target, k * len(s.seeds)) for c, k in s.train.present_counts().items()}, seed=0)
     took = time.perf_counter() - t0
     pool_path.parent.mkdir(exist_ok=True)
     pool.write(pool_path)
@@ -209,8 +210,18 @@ def generate_step(model_dir: Path, s: Split, pool_path: Path) -> dict:
 
 
 def synthetic_sets(kind: str, pool: FlowSet, s: Split) -> dict[int, FlowSet]:
-    """Per seed, the synthetic training set of TSTR and fidelity: the training split's class counts, from the pool."""
-    return {seed: FlowPool(kind, pool).sample(s.train.present_counts(), seed=seed) for seed in s.seeds}
+    """Per seed, the synthetic training set of TSTR and fidelity (the training split's class counts): the seed's own
+    slice of each class's pool, so that every seed scores a draw of its own. Subsets drawn at random from a pool of
+    the training counts were one draw for every seed on a balanced dataset, and the mean of 3 seeds was one draw's
+    luck (BENCHMARKS.md, "Synthetic draws per seed")."""
+    counts = s.train.present_counts()
+    members = {c: np.flatnonzero(pool.codes == pool.classes.index(c)) if c in pool.classes else [] for c in counts}
+    short = [c for c, k in counts.items() if len(members[c]) < k * len(s.seeds)]
+    if short:
+        raise NetsynthError(f"the {kind} pool holds fewer than {len(s.seeds)} x the training flows of {short[0]!r} (a "
+                            f"pool drawn by an earlier netsynth, one set for every seed): use --redo {kind}")
+    return {seed: pool.take(np.concatenate([members[c][i * k:(i + 1) * k] for c, k in counts.items()]))
+            for i, seed in enumerate(s.seeds)}
 
 
 def fidelity_step(synth: FlowSet, s: Split, bin_width: int) -> dict:
