@@ -210,10 +210,10 @@ def generate_step(model_dir: Path, s: Split, pool_path: Path) -> dict:
 
 
 def synthetic_sets(kind: str, pool: FlowSet, s: Split) -> dict[int, FlowSet]:
-    """Per seed, the synthetic training set of TSTR and fidelity (the training split's class counts): the seed's own
-    slice of each class's pool, so that every seed scores a draw of its own. Subsets drawn at random from a pool of
-    the training counts were one draw for every seed on a balanced dataset, and the mean of 3 seeds was one draw's
-    luck (BENCHMARKS.md, "Synthetic draws per seed")."""
+    """Per seed, the synthetic training set of TSTR (the training split's class counts; seed 0's is also the one
+    that fidelity and the privacy audit score): the seed's own slice of each class's pool, so that every seed scores
+    a draw of its own. Subsets drawn at random from a pool of the training counts were one draw for every seed on a
+    balanced dataset, and the mean of 3 seeds was one draw's luck (BENCHMARKS.md, "Synthetic draws per seed")."""
     counts = s.train.present_counts()
     members = {c: np.flatnonzero(pool.codes == pool.classes.index(c)) if c in pool.classes else [] for c in counts}
     short = [c for c, k in counts.items() if len(members[c]) < k * len(s.seeds)]
