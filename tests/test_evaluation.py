@@ -9,6 +9,7 @@ import netsynth
 from netsynth import NetsynthError
 from netsynth.experiment import Split, generate_step, synthetic_sets
 from netsynth.metrics import METRIC_NAMES
+from netsynth.summary import one_draw_models
 from netsynth.tasks.augmentation import FlowPool, augmentation_curve
 from netsynth.tasks.tstr import forest_f1
 from test_cli_ingest import error_line, run
@@ -65,6 +66,14 @@ def test_every_seed_scores_a_synthetic_draw_of_its_own(split, tmp_path):
     assert not (drawn[0] & drawn[1]) and not (drawn[0] & drawn[2]) and not (drawn[1] & drawn[2])
     with pytest.raises(NetsynthError, match="an earlier netsynth, one set for every seed\\): use --redo markov"):
         synthetic_sets("markov", pool, Split(train, test, seeds=[0, 1, 2, 3], target=5))
+
+
+def test_results_whose_seeds_shared_one_pool_are_recognised():
+    steps = {"split": {"train": {"a": 10, "b": 4, "c": 0}}, "generate:new": {"flows": 30 + 12},
+             "generate:old": {"flows": 10 + 10}}  # old: each class max(target, count); new: max(target, 3 x count)
+    assert one_draw_models(steps, ["new", "old"], {"seeds": 3}) == ["old"]
+    assert one_draw_models(steps, ["new", "old"], {"seeds": 1}) == []
+    assert one_draw_models({**steps, "generate:old": {"flows": 32}}, ["old"], {"seeds": 3, "target_cap": 8}) == ["old"]
 
 
 def test_augmentation_tops_up_to_the_majority_and_refuses_bad_fractions(split):

@@ -29,7 +29,7 @@ from netsynth.metrics import fidelity, real_floor
 from netsynth.models.base import create, data_hash, load
 from netsynth.models.registry import names
 from netsynth.tasks import efficiency as eff
-from netsynth.tasks.augmentation import augmentation_curve, check_fractions
+from netsynth.tasks.augmentation import augmentation_curve, augmentation_target, check_fractions, pool_counts
 from netsynth.tasks.tstr import FOREST, class_fidelity, forest, forest_f1
 from netsynth.timing import require_timing, timing_fidelity
 
@@ -168,8 +168,7 @@ def split_step(flows: FlowSet, test_size: float, cache: Path) -> dict:
 
 def read_split(cache: Path, settings: ExperimentSettings) -> Split:
     train, test = FlowSet.read(cache / "train.parquet"), FlowSet.read(cache / "test.parquet")
-    majority = max(train.class_counts().values())
-    target = min(majority, settings.target_cap) if settings.target_cap else majority
+    target = augmentation_target(train.class_counts(), settings.target_cap)
     return Split(train, test.select(list(test.present_counts())), list(range(settings.seeds)), target)
 
 
@@ -202,7 +201,7 @@ def generate_step(model_dir: Path, s: Split, pool_path: Path) -> dict:
     split's counts each)."""
     model = load(model_dir)
     t0 = time.perf_counter()
-    pool = model.sample({c: max(s.target, k * len(s.seeds)) for c, k in s.train.present_counts().items()}, seed=0)
+    pool = model.sample(pool_counts(s.train.present_counts(), s.target, len(s.seeds)), seed=0)
     took = time.perf_counter() - t0
     pool_path.parent.mkdir(exist_ok=True)
     pool.write(pool_path)

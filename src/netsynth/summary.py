@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from netsynth import paper
+from netsynth.tasks.augmentation import augmentation_target, pool_counts
 
 
 def mean_std(values) -> tuple[float, float]:
@@ -34,6 +35,16 @@ def tstr_rows(steps: dict, models: list[str]) -> list[dict]:
                      "class_fidelity": steps[f"tstr:{m}"].get("class_fidelity"),
                      "paper": [paper.TSTR_F1[d].get(m, "-") for d in paper.TSTR_F1]})
     return rows
+
+
+def one_draw_models(steps: dict, models: list[str], settings: dict) -> list[str]:
+    """The models whose seeds scored subsets of one synthetic pool: results of a benchmark from before each seed drew
+    its own set (2026-11-29), recognised by a pool of fewer flows than one training set per seed."""
+    if settings["seeds"] < 2 or "split" not in steps:
+        return []
+    train = steps["split"]["train"]
+    needed = sum(pool_counts(train, augmentation_target(train, settings.get("target_cap")), settings["seeds"]).values())
+    return [m for m in models if steps.get(f"generate:{m}", {}).get("flows", needed) < needed]
 
 
 def augmentation_cells(records: list[dict]) -> tuple[list[str], list[float], dict]:

@@ -3,8 +3,8 @@ every class up with synthetic flows to the size of the largest class of the full
 forest, score macro F1 on the real test split.
 
 Generative models, trained once on the full training set, are represented by a pool of synthetic flows per
-class (as many as the largest class), from which each (fraction, seed) draws what it needs without
-replacement: the same flows the model would give, without generating them again for every cell.
+class (`pool_counts`: at least as many as the largest class), from which each (fraction, seed) draws what it
+needs without replacement: the same flows the model would give, without generating them again for every cell.
 SMOTE and fast-retransmit are fitted on the kept flows only, as in the paper.
 """
 from __future__ import annotations
@@ -19,6 +19,18 @@ from netsynth.flows import FlowSet
 from netsynth.models.base import create
 from netsynth.models.registry import names
 from netsynth.tasks.tstr import forest_f1
+
+
+def augmentation_target(train_counts: Mapping[str, int], cap: int | None) -> int:
+    """Flows per class after augmentation: the largest training class's count (the paper's rule), or the cap."""
+    majority = max(train_counts.values())
+    return min(majority, cap) if cap else majority
+
+
+def pool_counts(train_counts: Mapping[str, int], target: int, seeds: int) -> dict[str, int]:
+    """The synthetic flows a generative model fills its benchmark pool with, per class with training flows: one
+    training set per seed (each seed's TSTR scores a draw of its own), or the augmentation target if larger."""
+    return {c: max(target, k * seeds) for c, k in train_counts.items() if k}
 
 
 class FlowPool:
