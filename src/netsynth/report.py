@@ -145,9 +145,9 @@ def _training(steps: dict, models: list[str]) -> list[str]:
 def _rq2(out: Path, steps: dict, models: list[str], settings: dict, compare: bool) -> list[str]:
     if "train_on_real" not in steps:
         return []
-    one_draw = one_draw_models(steps, models, settings)
-    rows = [[display(r["approach"]) + (" *" if r["approach"] in one_draw else ""), _pct(r["f1"]), "" if r["delta"] is None else f"{r['delta']:+.2f}",
-             "" if r["ratio"] is None else f"{r['ratio']:.2f}",
+    one_draw = one_draw_models(steps, models, settings)  # marked with a *
+    rows = [[display(r["approach"]) + (" *" if r["approach"] in one_draw else ""), _pct(r["f1"]),
+             "" if r["delta"] is None else f"{r['delta']:+.2f}", "" if r["ratio"] is None else f"{r['ratio']:.2f}",
              "-" if r["class_fidelity"] is None else f"{100 * r['class_fidelity']:.1f}", *(r["paper"] if compare else [])]
             for r in tstr_rows(steps, models)]
     header = (["approach", "macro F1 % (mean ± std)", "vs real (points)", "ratio to real", "class fidelity %"]
