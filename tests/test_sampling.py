@@ -139,7 +139,7 @@ def test_draw_with_u_zero_skips_leading_zero_probability_tokens(monkeypatch):
 @pytest.mark.parametrize("mode", ["int8-dynamic", "int8-weight-only"])
 def test_a_quantized_model_samples_despite_its_rounding(trained, mode):
     """int8 quantization rounds the cached and the full pass differently; that is not a broken cache. Its Linear
-    layers run as themselves, not stacked (decoding.Stacked)."""
+    layers run as themselves, the norms' weights and the rotations applied around them (decoding._Projection)."""
     from netsynth.tasks.efficiency import quantized
 
     if trained.kind == "mamba":
@@ -152,11 +152,7 @@ def test_a_quantized_model_samples_despite_its_rounding(trained, mode):
 def test_the_llama_decoder_groups_query_heads_over_shared_keys_and_drops_rows():
     """A LlamaForCausalLM with 2 key/value heads for 4 query heads (grouped-query attention), flows dropped
     mid-way: every step's logits equal those of a full forward pass over the prefix of the flows still running."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                         num_attention_heads=4, num_key_value_heads=2)).eval()
+    model = tiny_llama(num_key_value_heads=2)
     prefix = torch.randint(0, 50, (5, 6))
     decoder, rows = decoder_for(model, len(prefix), prefix.shape[1]), torch.arange(len(prefix))
     with torch.inference_mode():
@@ -168,3 +164,53 @@ def test_the_llama_decoder_groups_query_heads_over_shared_keys_and_drops_rows():
                 kept = torch.arange(1, len(rows) - 1)
                 rows = rows[kept]
                 decoder.keep(kept)
+
+
+def tiny_llama(**extra):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    return LlamaForCausalLM(LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                        num_attention_heads=4, **extra)).eval()
+
+
+def test_a_projection_gives_the_same_with_its_weights_folded_or_run_around_the_layer():
+    """The folded weight (norm weight, rotation per position and scale in one product) against the same layer
+    run as itself with both applied around it, the path of int8-quantized layers."""
+    from netsynth.models.decoding import _Projection, _rotations
+
+    class Wrapped(torch.nn.Linear):  # not a plain nn.Linear: runs as itself
+        pass
+
+    model = tiny_llama(attention_bias=True)
+    layer = model.model.layers[0].self_attn.q_proj
+    wrapped = Wrapped(layer.in_features, layer.out_features)
+    wrapped.load_state_dict(layer.state_dict())
+    scale, rotation = torch.rand(32) + 0.5, _rotations(model, 6) * 0.3
+    folded, around = _Projection(layer, scale, rotation), _Projection(wrapped, scale, rotation)
+    assert folded.weight is not None and around.weight is None
+    h = torch.randn(3, 32)
+    with torch.inference_mode():
+        for t in range(6):
+            torch.testing.assert_close(folded(h, t), around(h, t), rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(folded(h, 0), folded(h, 5))  # the rotation depends on the position
+
+
+def test_the_folded_weights_follow_the_model_when_its_weights_change():
+    """The folding is kept per model; an optimizer step or a load changes the weights in place, and the next
+    decoder must read the new ones."""
+    model = tiny_llama()
+    prefix = torch.randint(0, 50, (3, 4))
+
+    def last_logits():
+        decoder = decoder_for(model, len(prefix), prefix.shape[1])
+        with torch.inference_mode():
+            for t in range(prefix.shape[1]):
+                logits = decoder.step(prefix[:, t])
+            return logits, model(input_ids=prefix, use_cache=False).logits[:, -1]
+
+    torch.testing.assert_close(*last_logits(), rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1.5)
+    torch.testing.assert_close(*last_logits(), rtol=1e-5, atol=1e-5)

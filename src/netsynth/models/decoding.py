@@ -1,7 +1,9 @@
 """Step-by-step decoding of llama and mamba over a preallocated cache, for the sampler (models/sequence.py).
 
-Each decoder runs the model's own layers (its norms, projections, MLP and rotary embedding, so int8-quantized
-Linear layers work too) and owns only the state between steps:
+Each decoder runs the model's own weights and activations, with what is linear between two products folded into
+the products' weights once per model (_Projection: each RMSNorm's weight; llama's rotary embedding and attention
+scale as a query and key weight per position; int8-quantized layers run as themselves), and owns only the state
+between steps:
 
     LlamaDecoder   k, v [layers, T, B, kv_heads, head_dim]: keys and values of every position so far, position
                    first, so that dropping flows moves only the positions written; the query of step t attends over
@@ -17,6 +19,8 @@ arithmetic. `keep(rows)` drops finished flows, so a batch costs what its flows' 
 The sampler checks every decoder against a full transformers forward pass over the prefix (the slow reference).
 """
 from __future__ import annotations
+
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -34,42 +38,37 @@ class LlamaDecoder:
     def __init__(self, model, batch: int, length: int):
         config, weight = model.config, model.get_input_embeddings().weight
         self.model = model
-        self.heads, self.kv_heads = config.num_attention_heads, config.num_key_value_heads
-        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
+        self.kv_heads = config.num_key_value_heads
+        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         shape = (config.num_hidden_layers, length, batch, self.kv_heads, self.head_dim)
         # empty, not zeros: step t writes position t before anything reads it
         self.k = torch.empty(shape, device=weight.device, dtype=weight.dtype)
         self.v = torch.empty(shape, device=weight.device, dtype=weight.dtype)
-        positions = torch.arange(length, device=weight.device)[None]
-        cos, sin = model.model.rotary_emb(self.k[0, 0], positions)  # [1, T, head_dim]
-        self.cos, self.sin = cos[0], sin[0]
+        self.layers, self.head = _folded(model, length, _folded_llama)
         self.t = 0
 
     def step(self, ids: torch.Tensor) -> torch.Tensor:
         """Logits [B, V] (float32) of the next token after `ids` [B], the tokens at position t."""
-        x = self.model.model.embed_tokens(ids)
-        t, cos, sin = self.t, self.cos[self.t], self.sin[self.t]
-        for layer, k_cache, v_cache in zip(self.model.model.layers, self.k, self.v):
-            attention, mlp = layer.self_attn, layer.mlp
-            h = _norm(layer.input_layernorm, x)
-            q = _rotate(_linear(attention.q_proj, h).unflatten(-1, (self.heads, self.head_dim)), cos, sin)
-            k_cache[t] = _rotate(_linear(attention.k_proj, h).unflatten(-1, (-1, self.head_dim)), cos, sin)
-            v_cache[t] = _linear(attention.v_proj, h).unflatten(-1, (-1, self.head_dim))
-            out = self._attend(q, k_cache[:t + 1], v_cache[:t + 1])
-            x = x + _linear(attention.o_proj, out)
-            h = _norm(layer.post_attention_layernorm, x)
-            x = x + _linear(mlp.down_proj, mlp.act_fn(_linear(mlp.gate_proj, h)) * _linear(mlp.up_proj, h))
+        x, t = F.embedding(ids, self.model.model.embed_tokens.weight), self.t
+        for p, k_cache, v_cache in zip(self.layers, self.k, self.v):
+            h = _rms(x, p.eps[0])
+            q = p.q(h, t).unflatten(-1, (self.kv_heads, -1, self.head_dim))  # [B, kv_heads, group, head_dim]
+            k_cache[t] = p.k(h, t).unflatten(-1, (-1, self.head_dim))
+            v_cache[t] = p.v(h).unflatten(-1, (-1, self.head_dim))
+            x = x + p.o(self._attend(q, k_cache[:t + 1], v_cache[:t + 1]))
+            h = _rms(x, p.eps[1])
+            x = x + p.down(p.act(p.gate(h)) * p.up(h))
         self.t += 1
-        return _logits(self.model.lm_head, _norm(self.model.model.norm, x))
+        return _logits(self.head, _rms(x, self.model.model.norm.variance_epsilon))
 
-    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """Attention [B, heads * head_dim] of one query per flow, q [B, heads, head_dim], over every key so far,
-        k and v [t + 1, B, kv_heads, head_dim] (no mask: nothing comes after the query). Head h reads key/value
-        head h // (heads / kv_heads), as transformers' repeat_kv. Written out because scaled_dot_product_attention
-        at one query per flow ran 2-5x slower than these products and sums at batch 1,024 (BENCHMARKS.md)."""
-        q = q.unflatten(1, (self.kv_heads, -1))  # [B, kv_heads, group, head_dim]
-        scores = (k[..., None, :] * q).sum(-1) * self.head_dim ** -0.5  # [t + 1, B, kv_heads, group]
-        weights = scores.softmax(dim=0)
+    @staticmethod
+    def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Attention [B, heads * head_dim] of one query per flow, q [B, kv_heads, group, head_dim] (already scaled),
+        over every key so far, k and v [t + 1, B, kv_heads, head_dim] (no mask: nothing comes after the query). The
+        query heads of a group read one key/value head, as transformers' repeat_kv. Written out because
+        scaled_dot_product_attention at one query per flow ran 2-5x slower than these products and sums at batch
+        1,024 (BENCHMARKS.md)."""
+        weights = (k[..., None, :] * q).sum(-1).softmax(dim=0)  # [t + 1, B, kv_heads, group]
         return (weights[..., None] * v[..., None, :]).sum(0).flatten(1)
 
     def keep(self, rows: torch.Tensor) -> None:
@@ -81,31 +80,106 @@ class LlamaDecoder:
 
 
 # At one token per flow a step is hundreds of tiny operations, so the Python around each one costs more than its
-# arithmetic. _linear and _norm do what a plain nn.Linear and transformers' RMSNorm modules do, in one call and
-# without nn.Module.__call__ (sampling registers no hooks); any other layer (an int8-quantized Linear) runs as itself.
-def _linear(layer, x: torch.Tensor) -> torch.Tensor:
-    if type(layer) is torch.nn.Linear:
-        return F.linear(x, layer.weight, layer.bias)
-    return layer(x)
+# arithmetic (at one flow per call, ~780 ATen calls a llama step before the folding below). What is linear between
+# two products is folded into the weights once per model: each RMSNorm's weight into the projections that read
+# it, and llama's rotary position embedding and attention scale into a query and key weight per position.
+class _Projection:
+    """h [B, in] -> layer(scale * h) [B, out], each head of D outputs then turned by rotation[t] [D, D] when given.
+
+    For a float nn.Linear that is one product over a weight with the scale and the rotations folded in, stored
+    transposed for torch.mm (F.linear transposes at every call); any other layer (int8-quantized: its own class,
+    or int8 weights in an nn.Linear) runs as itself, the scale and rotation applied around it."""
+
+    def __init__(self, layer, scale: torch.Tensor | None = None, rotation: torch.Tensor | None = None):
+        self.layer, self.scale, self.rotation = layer, scale, rotation
+        self.weight = self.bias = None
+        if type(layer) is torch.nn.Linear and type(layer.weight.data) is torch.Tensor:  # not torchao's Int8Tensor
+            weight, self.bias = layer.weight if scale is None else layer.weight * scale, layer.bias
+            if rotation is not None:  # [T, out, in] and [T, out]: one weight per position
+                weight = _turn_heads(rotation, weight)
+                self.bias = None if self.bias is None else _turn_heads(rotation, self.bias[:, None])[..., 0]
+            self.weight = weight.mT.contiguous()
+
+    def __call__(self, h: torch.Tensor, t: int = 0) -> torch.Tensor:
+        if self.weight is None:
+            out = self.layer(h if self.scale is None else h * self.scale)
+            if self.rotation is None:
+                return out
+            return (out.unflatten(-1, (-1, self.rotation.shape[-1])) @ self.rotation[t].mT).flatten(-2)
+        weight, bias = (self.weight, self.bias) if self.rotation is None else (self.weight[t], _at(self.bias, t))
+        return torch.mm(h, weight) if bias is None else torch.addmm(bias, h, weight)
 
 
-def _norm(norm, x: torch.Tensor) -> torch.Tensor:
-    """transformers' LlamaRMSNorm or MambaRMSNorm of x, for float32 x (the residual stream, which stays float32 under
-    autocast; rms_norm is not among the operations autocast lowers)."""
-    return F.rms_norm(x, norm.weight.shape, norm.weight, norm.variance_epsilon)
+def _at(bias: torch.Tensor | None, t: int) -> torch.Tensor | None:
+    return None if bias is None else bias[t]
 
 
-def _logits(head, x: torch.Tensor) -> torch.Tensor:
+def _turn_heads(rotation: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """rotation [T, D, D] applied to each head's D rows of weight [heads * D, in]: [T, heads * D, in]."""
+    heads = weight.unflatten(0, (-1, rotation.shape[-1]))
+    return torch.einsum("tij,hjk->thik", rotation, heads).flatten(1, 2)
+
+
+def _rotations(model, length: int) -> torch.Tensor:
+    """R [T, D, D] with R[t] @ x = transformers' rotary embedding of a head's x [D] at position t: the embedding
+    (apply_rotary_pos_emb, whatever its layout) applied to the identity's rows."""
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+    weight = model.get_input_embeddings().weight
+    cos, sin = model.model.rotary_emb(weight.float(), torch.arange(length, device=weight.device)[None])  # [1, T, D]
+    eye = torch.eye(cos.shape[-1], device=weight.device)[None, :, None].expand(1, -1, length, -1)  # [1, D, T, D]
+    turned, _ = apply_rotary_pos_emb(eye, eye, cos, sin)  # turned[0, j, t] = R[t] @ e_j
+    return turned[0].permute(1, 2, 0)
+
+
+class _FoldedLayer:
+    def __init__(self, layer, rotation: torch.Tensor):
+        attention, mlp = layer.self_attn, layer.mlp
+        before, after = layer.input_layernorm, layer.post_attention_layernorm
+        self.eps = (before.variance_epsilon, after.variance_epsilon)
+        self.q = _Projection(attention.q_proj, _norm_scale(before), rotation * attention.scaling)
+        self.k = _Projection(attention.k_proj, _norm_scale(before), rotation)
+        self.v = _Projection(attention.v_proj, _norm_scale(before))
+        self.gate, self.up = _Projection(mlp.gate_proj, _norm_scale(after)), _Projection(mlp.up_proj, _norm_scale(after))
+        self.o, self.down, self.act = _Projection(attention.o_proj), _Projection(mlp.down_proj), mlp.act_fn
+
+
+def _folded_llama(model, length: int):
+    """The folded layers of a LlamaForCausalLM and its output projection."""
+    rotation = _rotations(model, length)
+    return [_FoldedLayer(layer, rotation) for layer in model.model.layers], _Projection(model.lm_head, _norm_scale(model.model.norm))
+
+
+_FOLDED = weakref.WeakKeyDictionary()  # model -> (what the folding read, what it gave)
+
+
+@torch.no_grad()
+def _folded(model, length: int, fold):
+    """fold(model, length), kept until the model's weights change: a parameter's _version counts its in-place
+    updates (an optimizer step, load_state_dict), its data_ptr moves with .to(device or dtype)."""
+    key = (fold, length, tuple((p.data_ptr(), p._version) for p in model.parameters()))
+    if model not in _FOLDED or _FOLDED[model][0] != key:
+        _FOLDED[model] = key, fold(model, length)
+    return _FOLDED[model][1]
+
+
+def _rms(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """transformers' LlamaRMSNorm or MambaRMSNorm of float32 x (the residual stream, float32 under autocast too)
+    over sqrt(d), without its weight: x / sqrt(sum(x^2) + d eps). The weight and sqrt(d) are folded into the
+    projections after it (_norm_scale). Written out with a sum: F.rms_norm and mean ran 10 and 8 ATen calls here."""
+    return x * torch.rsqrt((x * x).sum(-1, keepdim=True) + x.shape[-1] * eps)
+
+
+def _norm_scale(norm) -> torch.Tensor:
+    """What _rms leaves to the projections after a norm: its weight [d] times sqrt(d)."""
+    return norm.weight * len(norm.weight) ** 0.5
+
+
+def _logits(head: _Projection, x: torch.Tensor) -> torch.Tensor:
     """float32 logits [B, V] whatever the precision of the layers before: under bf16 autocast, logits rounded to
     8 bits of mantissa tie among tokens, and ties change what top-k keeps."""
     with torch.autocast(x.device.type, enabled=False):
         return head(x.float())
-
-
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotary position embedding of x [B, heads, head_dim] at one position (transformers' rotate_half layout)."""
-    half = x.shape[-1] // 2
-    return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
 
 
 class MambaDecoder:
@@ -116,7 +190,7 @@ class MambaDecoder:
         self.conv = torch.zeros(layers, batch, width, config.conv_kernel, device=weight.device, dtype=weight.dtype)
         # the scan's state stays float32 whatever the weights, as in transformers: it accumulates over every step
         self.ssm = torch.zeros(layers, batch, width, config.state_size, device=weight.device)
-        self.A = [-torch.exp(block.mixer.A_log.float()) for block in model.backbone.layers]  # [E, N]
+        self.blocks, self.head = _folded(model, length, _folded_mamba)
         # mamba's ClassAddedEmbedding adds the class token's embedding at every position: kept from the first step
         self.adds_class = getattr(model.backbone.embeddings, "adds_first_token", False)
         self.class_embedding = None
@@ -129,9 +203,9 @@ class MambaDecoder:
             if self.class_embedding is None:
                 self.class_embedding = x
             x = x + self.class_embedding
-        for block, conv, ssm, A in zip(self.model.backbone.layers, self.conv, self.ssm, self.A):
-            mixer = block.mixer
-            xs, z = _linear(mixer.in_proj, _norm(block.norm, x)).chunk(2, dim=-1)  # [B, E] each
+        for p, mixer, conv, ssm in zip(self.blocks, (block.mixer for block in self.model.backbone.layers), self.conv,
+                                       self.ssm):
+            xs, z = p.in_proj(_rms(x, p.eps)).chunk(2, dim=-1)  # [B, E] each
             conv.copy_(conv.roll(-1, dims=-1))
             conv[..., -1] = xs
             xs = (conv * mixer.conv1d.weight[:, 0]).sum(-1)
@@ -139,12 +213,12 @@ class MambaDecoder:
                 xs = xs + mixer.conv1d.bias
             xs = mixer.act(xs)
             rank = mixer.dt_proj.in_features
-            dt, B, C = torch.split(_linear(mixer.x_proj, xs), [rank, mixer.ssm_state_size, mixer.ssm_state_size], dim=-1)
-            dt = F.softplus(_linear(mixer.dt_proj, dt))  # [B, E]
-            ssm.mul_(torch.exp(dt[..., None] * A)).add_((dt * xs)[..., None] * B[:, None])  # one [B, E, N] product, not two
+            dt, B, C = torch.split(p.x_proj(xs), [rank, mixer.ssm_state_size, mixer.ssm_state_size], dim=-1)
+            dt = F.softplus(p.dt_proj(dt))  # [B, E]
+            ssm.mul_(torch.exp(dt[..., None] * p.A)).add_((dt * xs)[..., None] * B[:, None])  # one [B, E, N] product, not two
             y = (ssm @ C[..., None].float())[..., 0] + xs * mixer.D
-            x = x + _linear(mixer.out_proj, (y * mixer.act(z)).to(z.dtype))
-        return _logits(self.model.lm_head, _norm(self.model.backbone.norm_f, x))
+            x = x + p.out_proj((y * mixer.act(z)).to(z.dtype))
+        return _logits(self.head, _rms(x, self.model.backbone.norm_f.variance_epsilon))
 
     def keep(self, rows: torch.Tensor) -> None:
         """Go on with only the flows at `rows` (indices into the current batch), moved in place to the first
@@ -154,3 +228,17 @@ class MambaDecoder:
         self.conv, self.ssm = self.conv[:, :len(rows)], self.ssm[:, :len(rows)]
         if self.class_embedding is not None:
             self.class_embedding = self.class_embedding[rows]
+
+
+class _FoldedBlock:
+    def __init__(self, block):
+        mixer = block.mixer
+        self.eps, self.in_proj = block.norm.variance_epsilon, _Projection(mixer.in_proj, _norm_scale(block.norm))
+        self.x_proj, self.dt_proj, self.out_proj = (_Projection(mixer.x_proj), _Projection(mixer.dt_proj),
+                                                    _Projection(mixer.out_proj))
+        self.A = -torch.exp(mixer.A_log.float())  # [E, N], float32 as the scan's state
+
+
+def _folded_mamba(model, length: int):
+    """The folded blocks of a MambaForCausalLM and its output projection (length: unused, every step is alike)."""
+    return [_FoldedBlock(block) for block in model.backbone.layers], _Projection(model.lm_head, _norm_scale(model.backbone.norm_f))
