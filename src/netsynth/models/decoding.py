@@ -154,10 +154,12 @@ _FOLDED = weakref.WeakKeyDictionary()  # model -> (what the folding read, what i
 @torch.no_grad()
 def _folded(model, length: int, fold):
     """fold(model, length), kept until the model's weights change: a parameter's _version counts its in-place
-    updates (an optimizer step, load_state_dict), its data_ptr moves with .to(device or dtype)."""
+    updates (an optimizer step, load_state_dict), its data_ptr moves with .to(device or dtype). Folded in the
+    weights' own precision: under bf16 autocast the products would round them, and the next fp32 run reuse them."""
     key = (fold, length, tuple((p.data_ptr(), p._version) for p in model.parameters()))
     if model not in _FOLDED or _FOLDED[model][0] != key:
-        _FOLDED[model] = key, fold(model, length)
+        with torch.autocast(model.get_input_embeddings().weight.device.type, enabled=False):
+            _FOLDED[model] = key, fold(model, length)
     return _FOLDED[model][1]
 
 
