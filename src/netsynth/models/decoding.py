@@ -93,7 +93,7 @@ class _Projection:
     def __init__(self, layer, scale: torch.Tensor | None = None, rotation: torch.Tensor | None = None):
         self.layer, self.scale, self.rotation = layer, scale, rotation
         self.weight = self.bias = None
-        if type(layer) is torch.nn.Linear and type(layer.weight.data) is torch.Tensor:  # not torchao's Int8Tensor
+        if type(layer) is torch.nn.Linear and type(layer.weight) is torch.nn.Parameter:  # not torchao's int8 tensors
             weight, self.bias = layer.weight if scale is None else layer.weight * scale, layer.bias
             if rotation is not None:  # [T, out, in] and [T, out]: one weight per position
                 weight = _turn_heads(rotation, weight)
