@@ -1,4 +1,5 @@
 """What a new user meets on the command line: safe outputs, options that do not apply, one-line errors."""
+import numpy as np
 import pytest
 
 from netsynth.flows import FlowSet
@@ -65,3 +66,14 @@ def test_train_help_lists_the_kinds(capsys):
 def test_ingested_demo_says_it_is_simulated(demo_file):
     provenance = FlowSet.read(demo_file).meta["provenance"]
     assert provenance == {"simulated": True, "lengths": "L4 payload bytes (NFStream flow meter)"}
+
+
+def test_a_benchmark_on_too_few_captures_names_the_file_and_the_way_out(capsys, demo_flows, tmp_path):
+    # three captures (one per class, as in a MIRAGE sample of one file per app) cannot give a split by capture
+    few = demo_flows.select(demo_flows.classes[:3])
+    few.group = np.array([str(label) for label in few.label], dtype=object)
+    path = str(few.write(tmp_path / "few.parquet"))
+    code, _, err = run(capsys, "benchmark", path, "-o", str(tmp_path / "out"), "--models", "markov", "--quick")
+    line = err.strip().splitlines()[-1]  # after the benchmark's progress line "[time] split ..."
+    assert code == 2 and line.startswith(f"error: {path}: 3 captures (groups) are too few to split by capture with test_size 0.2")
+    assert "at least 5 are needed" in line and "without --group-column" in line

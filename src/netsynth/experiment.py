@@ -159,8 +159,11 @@ class Split:
         return forest(self.train, seed=0)
 
 
-def split_step(flows: FlowSet, test_size: float, cache: Path) -> dict:
-    train, test = flows.split(test_size=test_size, seed=0)
+def split_step(flows: FlowSet, test_size: float, cache: Path, source: str) -> dict:
+    try:
+        train, test = flows.split(test_size=test_size, seed=0)
+    except NetsynthError as e:
+        raise NetsynthError(f"{source}: {e}") from None
     train.write(cache / "train.parquet")
     test.write(cache / "test.parquet")
     return {"train": train.class_counts(), "test": test.class_counts(), "grouped": flows.group is not None}
@@ -345,7 +348,7 @@ def run_experiment(flows_path: str | Path, out_dir: str | Path, settings: Experi
 
     if not (cache / "train.parquet").exists():
         res.forget("split")  # the split is seeded: made again, it is the one the stored results used
-    step("split", split_step, flows, settings.test_size, cache)
+    step("split", split_step, flows, settings.test_size, cache, str(flows_path))
     s = read_split(cache, settings)
     step("floor", real_floor, s.test, s.train, settings.bin_width)
     if settings.timing:

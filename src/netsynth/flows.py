@@ -206,7 +206,9 @@ class FlowSet:
             n_splits = max(2, round(1 / test_size))
             n_groups = len(set(self.group.tolist()))
             if n_groups < n_splits:
-                raise NetsynthError(f"{n_groups} groups are too few for a group split with test_size {test_size}")
+                raise NetsynthError(f"{n_groups} captures (groups) are too few to split by capture with test_size "
+                                    f"{test_size}: at least {n_splits} are needed, since a capture's flows stay on one "
+                                    "side; a table ingested without --group-column is split by flow")
             folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
             candidates = list(folds.split(idx, self.codes, groups=self.group.astype(str)))
             train_idx, test_idx = next((c for c in candidates if self._splits_every_class(*c)), candidates[0])
