@@ -1,6 +1,8 @@
-"""The CVAE draws z from a Gaussian per class with the moments of its training flows' aggregate posterior (ex-post
-density estimation, Ghosh et al. 2020); N(0, I) with prior="standard", under DP, and for models saved before it."""
+"""How the CVAE samples. It draws z from a Gaussian per class with the moments of its training flows' aggregate
+posterior (ex-post density estimation, Ghosh et al. 2020); N(0, I) with prior="standard", under DP, and for models
+saved before it. Its length and packets come from its categoricals at the temperature asked for."""
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -9,7 +11,8 @@ from safetensors.numpy import load_file, save_file
 
 import netsynth
 from netsynth import NetsynthError
-from netsynth.models.cvae import class_gaussians
+from netsynth.models.cvae import class_gaussians, draw_categorical
+from netsynth.models.options import NetsynthNote
 from test_models import TINY
 
 
@@ -75,9 +78,40 @@ def test_sampling_draws_z_from_each_class_gaussian(models, monkeypatch):
     decode = module.decode
     monkeypatch.setattr(module, "decode", lambda z, onehot: seen.append(z.clone()) or decode(z, onehot))
     n_classes, latent = module.prior_mean.shape
-    monkeypatch.setattr(module, "prior_mean", torch.arange(n_classes * latent, dtype=torch.float32).view(n_classes, latent))
-    monkeypatch.setattr(module, "prior_scale", 2 * torch.eye(latent).repeat(n_classes, 1, 1))
+    # setitem, not setattr: undoing a setattr on a module deletes the buffer (pytest 9.2), and the fixture is shared
+    monkeypatch.setitem(module._buffers, "prior_mean", torch.arange(n_classes * latent, dtype=torch.float32).view(n_classes, latent))
+    monkeypatch.setitem(module._buffers, "prior_scale", 2 * torch.eye(latent).repeat(n_classes, 1, 1))
     flows = model.sample({c: 3 for c in model.classes_}, seed=5)
     eps = torch.randn((len(flows), latent), generator=torch.Generator().manual_seed(5))  # the sampler's first draw
     expected = module.prior_mean[torch.from_numpy(flows.codes.astype(np.int64))] + 2 * eps
     torch.testing.assert_close(seen[0], expected)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_draw_categorical_draws_from_the_tempered_softmax(temperature):
+    logits = np.array([2.0, 0.0, -1.0, 1.0])
+    expected = np.exp(logits / temperature) / np.exp(logits / temperature).sum()  # the plain formula
+    rows = torch.from_numpy(logits).float().expand(5000, 3, 4)  # [flows, packets, values], as the packet heads
+    draws = draw_categorical(rows, temperature, torch.Generator().manual_seed(0))
+    assert draws.shape == (5000, 3)
+    seen = np.bincount(draws.flatten().numpy(), minlength=4) / draws.numel()
+    np.testing.assert_allclose(seen, expected, atol=4 * np.sqrt(0.25 / draws.numel()))
+
+
+def test_a_temperature_near_zero_draws_each_categorical_s_most_likely_value(models, monkeypatch):
+    model = models["class-posterior"]
+    module, seen = model.module_, []
+    decode = module.decode
+    monkeypatch.setattr(module, "decode", lambda z, onehot: seen.append((z.clone(), onehot)) or decode(z, onehot))
+    counts = {c: 20 for c in model.classes_}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NetsynthNote)  # the option is used, not dropped with a note
+        cold = model.sample(counts, seed=1, temperature=1e-4)
+    length_logits, value_logits = decode(*seen[0])
+    expected = model.values_[value_logits.argmax(-1).numpy()]
+    expected[np.arange(model.n_packets_) >= length_logits.argmax(-1).numpy()[:, None] + 1] = 0
+    np.testing.assert_array_equal(cold.signed, expected)
+    hot = model.sample(counts, seed=1)
+    assert len(np.unique(hot.signed, axis=0)) > len(np.unique(cold.signed, axis=0))
+    with pytest.raises(NetsynthError, match="temperature must be positive, got 0"):
+        model.sample(counts, seed=1, temperature=0)

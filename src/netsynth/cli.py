@@ -234,7 +234,7 @@ def train(kind, train_file, output, epochs, min_steps, batch_size, lr, seed, dev
 @click.option("--like", type=click.Path(dir_okay=False), default=None, help="Same class counts as this FlowSet.")
 @click.option("--counts", "counts_file", type=click.Path(dir_okay=False), default=None, help="CSV of label,count.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--temperature", type=float, default=None, help="Sampling temperature (sequence models).")
+@click.option("--temperature", type=float, default=None, help="Sampling temperature (sequence models, cvae).")
 @click.option("--top-k", type=int, default=None, help="Sample among the k most likely tokens (sequence models).")
 @click.option("--batch-size", type=int, default=None, help="Flows generated at once.")
 @click.option("--device", default=None, help="auto | cpu | cuda (neural models).")

@@ -113,7 +113,7 @@ class CVAE(NeuralGenerator):
     kind = "cvae"
     Config = CVAEConfig
     description = "conditional VAE (paper: hidden 500/250, latent 20), categorical heads over exact lengths"
-    sample_options = frozenset({"device"})  # all flows in one batch: the decoder is a small MLP
+    sample_options = frozenset({"device", "temperature"})  # all flows in one batch: the decoder is a small MLP
     # TSTR/real with 3e-3: 0.84 (IoT Sentinel), 0.44 (fgnet); 1e-3: 0.28 (fgnet)
     train_defaults = {"epochs": 60, "lr": 3e-3, "min_steps": 3000}
 
@@ -229,12 +229,19 @@ class CVAE(NeuralGenerator):
             rows = c == k
             z[rows] = module.prior_mean[k] + z[rows] @ module.prior_scale[k].T
         length_logits, value_logits = module.decode(z, F.one_hot(c, module.n_classes).float())
-        length = torch.multinomial(torch.softmax(length_logits, 1), 1, generator=gen)[:, 0] + 1
-        probs = torch.softmax(value_logits, -1).flatten(0, 1)
-        index = torch.multinomial(probs, 1, generator=gen).view(len(codes), self.n_packets_).cpu().numpy()
+        length = draw_categorical(length_logits, options.temperature, gen) + 1
+        index = draw_categorical(value_logits, options.temperature, gen).cpu().numpy()
         signed = self.values_[index]
         signed[np.arange(self.n_packets_)[None, :] >= length.cpu().numpy()[:, None]] = 0
         return self._to_flows(signed, codes)
+
+
+def draw_categorical(logits: torch.Tensor, temperature: float, gen: torch.Generator) -> torch.Tensor:
+    """One index per row of logits [..., K], drawn from softmax(logits / temperature) [...]. Below 1 the draw
+    keeps to each packet's likelier values: given z and the class, the packets are drawn independently, and the
+    spread of each one's categorical adds up over a flow (BENCHMARKS.md, "The CVAE's temperature")."""
+    probs = torch.softmax(logits / temperature, -1)
+    return torch.multinomial(probs.flatten(0, -2), 1, generator=gen).view(probs.shape[:-1])
 
 
 def class_gaussians(mu: torch.Tensor, logvar: torch.Tensor, codes: np.ndarray, n_classes: int):

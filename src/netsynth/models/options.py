@@ -86,7 +86,7 @@ class FitOptions(TrainSettings):
 
 @dataclass
 class SampleOptions:
-    temperature: float = 1.0  # sequence models: logits / temperature
+    temperature: float = 1.0  # sequence models and cvae: logits / temperature
     top_k: int = 0  # sequence models: draw among the k most likely tokens (0 = all)
     batch_size: int = 1024  # flows generated at once
     device: str = "auto"  # auto | cpu | cuda
@@ -96,6 +96,8 @@ class SampleOptions:
 
     def __post_init__(self):
         precision.check(self.precision)
+        if not self.temperature > 0:
+            raise NetsynthError(f"temperature must be positive, got {self.temperature}")
 
 
 def resolve_options(cls, given: dict, used: frozenset[str], kind: str, defaults: dict | None = None):
