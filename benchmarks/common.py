@@ -54,6 +54,21 @@ def matmul_flops_per_token(module) -> int:
     return 2 * sum(m.weight.numel() for m in module.modules() if isinstance(m, torch.nn.Linear))
 
 
+def trained_cvae(data: str | None, seed: int):
+    """(train, test, model): the split of the FlowSet at `data` (IoT Sentinel without one) and the CVAE at its
+    defaults trained on it with `seed` (cvae_prior.py, cvae_temperature.py)."""
+    import time
+
+    import netsynth
+
+    train, test = netsynth.FlowSet.read(data).split(test_size=0.2, seed=0) if data else iot_split()
+    t0 = time.perf_counter()
+    model = netsynth.create("cvae").fit(train, seed=seed)
+    print(f"cvae on {data or 'IoT Sentinel'}: trained in {time.perf_counter() - t0:.0f} s, "
+          f"{len(model.history_['epochs'])} epochs, seed {seed}")
+    return train, test, model
+
+
 def quality_lines(train, test, synth) -> tuple[str, str]:
     """Two lines on `synth` (quality.py, cvae_prior.py): TSTR beside train on real and class fidelity; the six
     metrics against the test split."""

@@ -8,23 +8,16 @@ Without --data it splits ../shared/data/iot-sentinel (FlowSet.split(test_size=0.
 FlowSet the same way. Synthetic flows: the training split's class counts.
 """
 import argparse
-import time
 
 import torch
 
-import netsynth
-from common import iot_split, quality_lines
-from netsynth import FlowSet
+from common import quality_lines, trained_cvae
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--data")
 parser.add_argument("--seed", type=int, default=0)
 args = parser.parse_args()
-train, test = FlowSet.read(args.data).split(test_size=0.2, seed=0) if args.data else iot_split()
-t0 = time.perf_counter()
-model = netsynth.create("cvae").fit(train, seed=args.seed)
-print(f"cvae on {args.data or 'IoT Sentinel'}: trained in {time.perf_counter() - t0:.0f} s, "
-      f"{len(model.history_['epochs'])} epochs, seed {args.seed}")
+train, test, model = trained_cvae(args.data, args.seed)
 fitted = model.module_.prior_mean.clone(), model.module_.prior_scale.clone()
 standard = torch.zeros_like(fitted[0]), torch.eye(fitted[1].shape[-1]).expand_as(fitted[1])
 for label, (mean, scale) in (("class-posterior prior", fitted), ("N(0, I) prior", standard)):

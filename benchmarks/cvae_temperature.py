@@ -7,22 +7,15 @@ FlowSet the same way. Synthetic flows: the training split's class counts. Each l
 class fidelity, the six metrics against the test split.
 """
 import argparse
-import time
 
-import netsynth
-from common import iot_split, quality_lines
-from netsynth import FlowSet
+from common import quality_lines, trained_cvae
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--data")
 parser.add_argument("--temperatures", default="1,0.8,0.7,0.5")
 parser.add_argument("--seed", type=int, default=0)
 args = parser.parse_args()
-train, test = FlowSet.read(args.data).split(test_size=0.2, seed=0) if args.data else iot_split()
-t0 = time.perf_counter()
-model = netsynth.create("cvae").fit(train, seed=args.seed)
-print(f"cvae on {args.data or 'IoT Sentinel'}: trained in {time.perf_counter() - t0:.0f} s, "
-      f"{len(model.history_['epochs'])} epochs, seed {args.seed}")
+train, test, model = trained_cvae(args.data, args.seed)
 for temperature in (float(t) for t in args.temperatures.split(",")):
     scores, metrics = quality_lines(train, test, model.sample(train.present_counts(), seed=args.seed,
                                                               temperature=temperature))

@@ -18,7 +18,8 @@ to Deterministic Autoencoders", ICLR 2020, for a VAE. The decoder was trained on
 aggregate posterior of a class does not fill N(0, I) the standard prior draws codes the decoder never saw
 (measured in BENCHMARKS.md, "The CVAE's prior"). `prior="standard"` keeps N(0, I); so do models saved before it,
 and models trained with DP, whose config then says `prior: standard` (the fitted Gaussians would describe training
-flows outside the guarantee).
+flows outside the guarantee). The length and each packet are then drawn from the decoder's categoricals at the
+sample option `temperature` (1, the default: the model's own distribution).
 
 Glossary (code name: the paper's term and Kingma et al.'s symbols):
     hidden_sizes   hidden 500/250: the encoder's layers (the decoder mirrors them)
