@@ -3,6 +3,7 @@
 The slow reference is one full forward pass over each prefix, with the masks, temperature and top-k written out
 here again; the sampler must match it at every step, for a batch of flows of mixed lengths.
 """
+import copy
 import json
 
 import numpy as np
@@ -69,6 +70,33 @@ def test_every_step_draws_from_the_full_forward_distribution(trained, settings):
     assert len(set(ends)) > 2 and ends.min() < codec.n_packets - 1  # mixed lengths: some flows ended mid-batch
 
 
+def test_the_first_step_kept_per_model_follows_its_weights_and_precision(trained):
+    """The first step, which sees the class token alone, is computed once per model and reused: after an in-place
+    change of the weights (an optimizer step) or under bf16 autocast it must be computed again."""
+    module, codec = copy.deepcopy(trained.module_), trained.codec_
+    codes = np.arange(6) % len(trained.classes_)
+    prefix = torch.from_numpy(codec.class_token(codes))[:, None]
+
+    def first_step(**autocast):
+        seen = []
+        with torch.autocast("cpu", **{"enabled": False, **autocast}):
+            sample_tokens(module, codec, codes, seed=0,
+                          on_step=lambda start, step, rows, probs: seen.append(probs.clone()) if step == 0 else None)
+            with torch.inference_mode():
+                expected = reference_distribution(module, codec, prefix, 1.0, 0)
+        return seen[0].double(), expected
+
+    before, expected = first_step()
+    assert (before - expected).abs().max() <= 1e-5
+    with torch.no_grad():
+        for p in module.parameters():
+            p.mul_(1.5)
+    after, expected = first_step()
+    assert (after - expected).abs().max() <= 1e-5 and (after - before).abs().max() > 1e-3
+    rounded, expected = first_step(enabled=True, dtype=torch.bfloat16)
+    assert (rounded - expected).abs().max() <= 2e-2 and (rounded - after).abs().max() > 1e-6
+
+
 def test_the_reference_sees_a_sampler_that_forgets_its_context(trained):
     """What transformers 5.17 did with our `cache=`: every step saw its last token only. The reference must tell."""
     codec, module = trained.codec_, trained.module_
@@ -97,6 +125,12 @@ def test_sampling_stops_when_the_decoder_forgets_its_context(trained, monkeypatc
             return decoder_for(self.model, len(ids), self.length).step(ids)
 
         def keep(self, rows):
+            pass
+
+        def snapshot(self):
+            pass
+
+        def restore(self, snapshot, rows):
             pass
 
     monkeypatch.setattr(sequence, "decoder_for", Forgetful)

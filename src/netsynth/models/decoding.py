@@ -16,6 +16,8 @@ Why not transformers' own cache: its cache classes and the forward keyword that 
 releases netsynth supports (a renamed keyword was silently dropped, issue #8), none of them can drop the rows of
 flows that have ended, and a full transformers forward per step spends most of a small model's time outside the
 arithmetic. `keep(rows)` drops finished flows, so a batch costs what its flows' own lengths cost, not the longest's.
+`snapshot()` and `restore(snapshot, rows)` start flows from a state computed once (the sampler's first step, which
+depends on the class alone).
 The sampler checks every decoder against a full transformers forward pass over the prefix (the slow reference).
 """
 from __future__ import annotations
@@ -60,6 +62,16 @@ class LlamaDecoder:
             x = x + p.down(p.act(p.gate(h)) * p.up(h))
         self.t += 1
         return _logits(self.head, _rms(x, self.model.model.norm.variance_epsilon))
+
+    def snapshot(self) -> tuple:
+        """The state after the steps so far (position count, keys and values), for `restore`."""
+        return self.t, self.k[:, :self.t].clone(), self.v[:, :self.t].clone()
+
+    def restore(self, snapshot: tuple, rows: torch.Tensor) -> None:
+        """Continue from the flows at `rows` of `snapshot` (rows may repeat; this decoder has len(rows) flows)."""
+        self.t, k, v = snapshot
+        self.k[:, :self.t] = k[:, :, rows]
+        self.v[:, :self.t] = v[:, :, rows]
 
     @staticmethod
     def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -151,12 +163,17 @@ def _folded_llama(model, length: int):
 _FOLDED = weakref.WeakKeyDictionary()  # model -> (what the folding read, what it gave)
 
 
+def weights_key(model) -> tuple:
+    """What changes when the model's weights do: a parameter's _version counts its in-place updates (an optimizer
+    step, load_state_dict), its data_ptr moves with .to(device or dtype)."""
+    return tuple((p.data_ptr(), p._version) for p in model.parameters())
+
+
 @torch.no_grad()
 def _folded(model, length: int, fold):
-    """fold(model, length), kept until the model's weights change: a parameter's _version counts its in-place
-    updates (an optimizer step, load_state_dict), its data_ptr moves with .to(device or dtype). Folded in the
-    weights' own precision: under bf16 autocast the products would round them, and the next fp32 run reuse them."""
-    key = (fold, length, tuple((p.data_ptr(), p._version) for p in model.parameters()))
+    """fold(model, length), kept until the model's weights change (weights_key). Folded in the weights' own
+    precision: under bf16 autocast the products would round them, and the next fp32 run reuse them."""
+    key = (fold, length, weights_key(model))
     if model not in _FOLDED or _FOLDED[model][0] != key:
         with torch.autocast(model.get_input_embeddings().weight.device.type, enabled=False):
             _FOLDED[model] = key, fold(model, length)
@@ -219,6 +236,17 @@ class MambaDecoder:
             y = (ssm @ C[..., None].float())[..., 0] + xs * mixer.D
             x = x + p.out_proj((y * mixer.act(z)).to(z.dtype))
         return _logits(self.head, _rms(x, self.model.backbone.norm_f.variance_epsilon))
+
+    def snapshot(self) -> tuple:
+        """The state after the steps so far (convolution inputs, scan state, class embedding), for `restore`."""
+        return self.conv.clone(), self.ssm.clone(), self.class_embedding
+
+    def restore(self, snapshot: tuple, rows: torch.Tensor) -> None:
+        """Continue from the flows at `rows` of `snapshot` (rows may repeat; this decoder has len(rows) flows)."""
+        conv, ssm, class_embedding = snapshot
+        self.conv.copy_(conv[:, rows])
+        self.ssm.copy_(ssm[:, rows])
+        self.class_embedding = None if class_embedding is None else class_embedding[rows]
 
     def keep(self, rows: torch.Tensor) -> None:
         """Go on with only the flows at `rows` (indices into the current batch), moved in place to the first
