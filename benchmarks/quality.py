@@ -1,6 +1,6 @@
 """One generator's quality on a split: TSTR beside train on real, class fidelity, the six metrics beside the floor.
 
-    python benchmarks/quality.py KIND [--data flows.parquet] [--epochs E --lr LR --batch-size B --patience P]
+    python benchmarks/quality.py KIND [--data flows.parquet] [--epochs E --lr LR --batch-size B --patience P --weight-decay WD]
         [--seed S] [--precision auto|fp32|bf16] [--set key=value ...] [--no-snap]
 
 Without --data it splits ../shared/data/iot-sentinel (FlowSet.split(test_size=0.2, seed=0)); with --data,
@@ -23,6 +23,7 @@ parser.add_argument("--epochs", type=int)
 parser.add_argument("--lr", type=float)
 parser.add_argument("--batch-size", type=int)
 parser.add_argument("--patience", type=int)
+parser.add_argument("--weight-decay", type=float)
 parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--precision")
 parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
@@ -35,6 +36,7 @@ settings = parse_settings(args.sets)
 t0 = time.perf_counter()
 model = netsynth.create(args.kind, **settings).fit(train, epochs=args.epochs, lr=args.lr,
                                                          batch_size=args.batch_size, patience=args.patience,
+                                                         weight_decay=args.weight_decay,
                                                          seed=args.seed, precision=args.precision)
 history = getattr(model, "history_", {})
 print(f"{args.kind} {settings or ''} on {args.data or 'IoT Sentinel'}: trained in {time.perf_counter() - t0:.0f} s"

@@ -2,8 +2,9 @@
 
 Hugging Face Accelerate places the model and batches (CUDA when there is one, else the CPU with all its
 cores) and is what lets `accelerate launch` spread the same code over several GPUs or nodes. AdamW with a
-linear warm-up and cosine decay, a validation split with early stopping (the best weights are kept), a
-checkpoint after every epoch that `resume=True` continues from, and a fixed seed that gives the same model.
+linear warm-up and cosine decay, a validation split with early stopping (the best weights are kept) that ends
+with a cool-down, a checkpoint after every epoch that `resume=True` continues from, and a fixed seed that gives
+the same model.
 """
 from __future__ import annotations
 
@@ -77,7 +78,8 @@ class Trainer:
         self.ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir else None
         self.history = {"epochs": [], "train_loss": [], "val_loss": [], "seconds": []}
         self.best, self.best_state, self.since_best, self.start_epoch = math.inf, None, 0, 0
-        self.saved_at = time.monotonic()
+        self.cooldown: tuple[int, int] | None = None  # (first epoch, epochs) of the cool-down, once begun
+        self.saved_at, self.saved_epoch = time.monotonic(), None
 
     def split(self, tensors):
         """A seeded validation hold-out (none below 20 examples) and a shuffling loader over the rest."""
@@ -91,18 +93,47 @@ class Trainer:
 
     def schedule(self, optimizer, steps_per_epoch: int, epochs: int):
         """Linear warm-up from lr / warmup (not from 0, as transformers' get_cosine_schedule_with_warmup does:
-        the first step is not wasted), then cosine decay to 0, over every step of every epoch."""
+        the first step is not wasted), then cosine decay to 0, over every step of every epoch; once a cool-down
+        has begun, a linear decay from the rate it began at to 0 over its epochs instead."""
         s = self.settings
         total = max(1, epochs * steps_per_epoch)
         warmup = max(1, int(s.warmup_fraction * total))
         first = self.start_epoch * steps_per_epoch
 
-        def factor(step):
-            step += first
+        def cosine(step):
             if step < warmup:
                 return (step + 1) / warmup
             return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+        def factor(step):
+            step += first
+            if self.cooldown is None:
+                return cosine(step)
+            start, length = (n * steps_per_epoch for n in self.cooldown)
+            return cosine(start) * max(0.0, 1 - (step - start) / length)
         return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+    def stop_or_cool_down(self, epoch: int, epochs: int, patience: int) -> bool:
+        """Whether training ends before `epoch`. When the validation loss has not improved for `patience` epochs,
+        the learning rate is often still far from the end of its cosine, and a plateau at a high rate is not the
+        loss the model can reach: training goes back to the best weights and decays the rate linearly to 0 over
+        a fifth of the epochs run so far (at least one; the cool-down of warmup-stable-decay schedules: Hu et al.
+        2024, MiniCPM; Hägele et al. 2024 found a fifth matches a full cosine), then ends. The best weights of the
+        whole run are kept. A cool-down that would reach the epoch cap is the cosine's own end."""
+        if self.cooldown is not None:
+            return epoch >= sum(self.cooldown)
+        if self.since_best < patience:
+            return False
+        if self.best_state is None:  # no finite validation loss yet
+            return True
+        length = math.ceil(0.2 * epoch)
+        if epoch + length >= epochs:
+            return True
+        self.cooldown = (epoch, length)
+        self.module.load_state_dict(self.best_state)
+        self.log(f"no better validation loss for {self.since_best} epochs: back to the best weights, and the learning "
+                 f"rate decays to 0 over {length} epochs")
+        return False
 
     def epoch(self, module, loader, optimizer, scheduler, title: str) -> float:
         module.train()
@@ -142,7 +173,7 @@ class Trainer:
         # the loss is computed inside the prepared module's forward, so that a distributed wrapper sees it
         module, prepared_optimizer, loader = self.accelerator.prepare(self.loss_module, optimizer, loader)
         for epoch in range(self.start_epoch, epochs):
-            if self.since_best >= patience:
+            if self.stop_or_cool_down(epoch, epochs, patience):
                 break
             t0 = time.perf_counter()
             train_loss = self.epoch(module, loader, prepared_optimizer, scheduler, f"epoch {epoch + 1}/{epochs}")
@@ -153,9 +184,11 @@ class Trainer:
             best = self.improved(val_loss)
             self.log(f"epoch {epoch + 1}/{epochs}  train loss {train_loss:.4f}  val loss {val_loss:.4f}  {seconds:.1f} s"
                      + ("  (best)" if best else ""))
-            self.save(optimizer, epoch, last=epoch + 1 == epochs or self.since_best >= patience)
             if not math.isfinite(train_loss):
                 raise NetsynthError(f"training diverged at epoch {epoch + 1} (loss {train_loss}); lower --lr")
+            self.save(optimizer, epoch, last=False)
+        if self.history["epochs"]:
+            self.save(optimizer, self.history["epochs"][-1] - 1, last=True)
         if self.best_state is not None:
             self.module.load_state_dict(self.best_state)
         self.module.eval()
@@ -219,10 +252,11 @@ class Trainer:
         """A checkpoint after the last epoch, and every `checkpoint_every` seconds before it: on a small set an
         epoch takes milliseconds, and writing the weights three times after each would be most of the work."""
         due = last or time.monotonic() - self.saved_at >= self.settings.checkpoint_every
-        if due and self.ckpt is not None and self.accelerator.is_main_process:
-            self.saved_at = time.monotonic()
+        if due and epoch != self.saved_epoch and self.ckpt is not None and self.accelerator.is_main_process:
+            self.saved_at, self.saved_epoch = time.monotonic(), epoch
             _save_checkpoint(self.ckpt, self.module, self.best_state, optimizer, self.random_states(),
-                             {"epoch": epoch, "best": self.best, "since_best": self.since_best, "history": self.history})
+                             {"epoch": epoch, "best": self.best, "since_best": self.since_best, "history": self.history,
+                              "cooldown": self.cooldown})
 
     def random_states(self) -> dict[str, torch.Tensor]:
         """Every generator that decides the rest of training: the data order and torch's global generator
@@ -242,6 +276,7 @@ class Trainer:
         _load_optimizer(optimizer, load_file(str(ckpt / "optimizer.safetensors")))
         self.start_epoch, self.best, self.since_best = state["epoch"] + 1, state["best"], state["since_best"]
         self.history = state["history"]
+        self.cooldown = tuple(state["cooldown"]) if state.get("cooldown") else None  # absent from older checkpoints
         if not (ckpt / "random.safetensors").is_file():  # a checkpoint of netsynth 0.1
             self.generator.manual_seed(self.settings.seed + self.start_epoch)
             self.log("checkpoint without random states (netsynth 0.1): the data order is re-seeded, so the model "

@@ -29,7 +29,7 @@ class TrainSettings:
     weight_decay: float = 0.01
     warmup_fraction: float = 0.05
     val_fraction: float = 0.1
-    patience: int = 5  # epochs without a better validation loss before stopping
+    patience: int = 5  # epochs without a better validation loss before the cool-down and the end (netsynth.train)
     # On a small set an epoch is a few optimizer steps, and models need steps, not epochs: the epoch cap rises
     # until training may run min_steps steps, and patience until it covers a tenth of them. 0: epochs alone.
     min_steps: int = 0

@@ -1,0 +1,77 @@
+"""The training loop's end: early stopping followed by a cool-down from the best weights (netsynth.train).
+
+The validation losses are scripted (a plateau after epoch 8), so that when training stops, which weights it
+goes back to and the learning rate of every epoch are known in advance.
+"""
+import math
+
+import pytest
+import torch
+
+import netsynth.train as T
+from netsynth.models.options import TrainSettings
+
+STEPS = 9  # 100 examples: 10 held out, 90 in batches of 10
+EPOCH = T.Trainer.epoch  # the real one, which each run's recording wraps
+
+
+class Killed(Exception):
+    pass
+
+
+SCRIPT = [10, 9, 8, 7, 6, 5, 4, 3, 3.5, 3.6, 2.9, 3.7]  # best at epoch 8, a plateau, a better epoch 11
+
+
+def mse(model, x, y):
+    return torch.nn.functional.mse_loss(model(x), y)
+
+
+def run(monkeypatch, epochs, start=0, checkpoint_dir=None, resume=False, stop_before=None):
+    """Train a linear model with the scripted validation losses; returns (history, [(lr, weights) at the start
+    of every epoch run], final weights). `stop_before`: an epoch (1-based) at whose start the run is killed."""
+    losses = iter(SCRIPT[start:])
+    monkeypatch.setattr(T, "_evaluate", lambda *a: next(losses))
+    seen = []
+
+    def recording(self, module, loader, optimizer, scheduler, title):
+        if len(seen) + start + 1 == stop_before:
+            raise Killed
+        seen.append((optimizer.param_groups[0]["lr"], self.module.weight.detach().clone()))
+        return EPOCH(self, module, loader, optimizer, scheduler, title)
+    monkeypatch.setattr(T.Trainer, "epoch", recording)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    x = torch.randn(100, 3, generator=torch.Generator().manual_seed(1))
+    settings = TrainSettings(epochs=epochs, batch_size=10, lr=0.1, patience=2, warmup_fraction=0.01, device="cpu",
+                             checkpoint_every=0)
+    history = T.fit_module(model, mse, (x, x.sum(1, keepdim=True)), settings, checkpoint_dir, resume)
+    return history, seen, model.weight.detach().clone()
+
+
+def test_a_plateau_ends_with_a_cool_down_from_the_best_weights_to_a_learning_rate_of_zero(monkeypatch):
+    history, seen, final = run(monkeypatch, epochs=30)
+    # patience 2 runs out after epoch 10; the cool-down is a fifth of those 10 epochs, then training ends
+    assert history["epochs"] == list(range(1, 13))
+    assert torch.equal(seen[10][1], seen[8][1])  # epoch 11 starts from the weights after epoch 8, the best
+    total = 30 * STEPS
+    warmup = max(1, int(0.01 * total))
+    cosine = 0.1 * 0.5 * (1 + math.cos(math.pi * (10 * STEPS - warmup) / (total - warmup)))
+    assert seen[10][0] == pytest.approx(cosine)  # the cool-down begins at the cosine's rate
+    assert seen[11][0] == pytest.approx(cosine / 2)  # and falls linearly to 0 over its 2 epochs
+    assert history["best_val_loss"] == 2.9
+    assert torch.equal(final, seen[11][1])  # the weights after epoch 11, the best, are the model's
+
+
+def test_a_cool_down_that_would_reach_the_epoch_cap_is_the_cosines_own_end(monkeypatch):
+    history, seen, final = run(monkeypatch, epochs=12)
+    assert history["epochs"] == list(range(1, 11))  # stopped as plain early stopping does
+    assert torch.equal(final, seen[8][1])  # with the best weights, those after epoch 8
+
+
+def test_a_run_killed_in_its_cool_down_resumes_to_the_uninterrupted_model(monkeypatch, tmp_path):
+    whole, _, expected = run(monkeypatch, epochs=30)
+    with pytest.raises(Killed):
+        run(monkeypatch, epochs=30, checkpoint_dir=tmp_path, stop_before=12)
+    resumed, seen, final = run(monkeypatch, epochs=30, start=11, checkpoint_dir=tmp_path, resume=True)
+    assert resumed["epochs"] == whole["epochs"] and resumed["val_loss"] == whole["val_loss"]
+    assert len(seen) == 1 and torch.equal(final, expected)
