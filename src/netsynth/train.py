@@ -117,9 +117,10 @@ class Trainer:
         """Whether training ends before `epoch`. When the validation loss has not improved for `patience` epochs,
         the learning rate is often still far from the end of its cosine, and a plateau at a high rate is not the
         loss the model can reach: training goes back to the best weights and decays the rate linearly to 0 over
-        a fifth of the epochs run so far (at least one; the cool-down of warmup-stable-decay schedules: Hu et al.
-        2024, MiniCPM; Hägele et al. 2024 found a fifth matches a full cosine), then ends. The best weights of the
-        whole run are kept. A cool-down that would reach the epoch cap is the cosine's own end."""
+        a fifth of the epochs run so far (at least one), then ends: the cool-down of warmup-stable-decay schedules
+        (Hu et al. 2024, MiniCPM), which Hägele et al. 2024 found to match a full cosine; the fifth is not tuned
+        here. The best weights of the whole run are kept. A cool-down that would reach the epoch cap is the
+        cosine's own end."""
         if self.cooldown is not None:
             return epoch >= sum(self.cooldown)
         if self.since_best < patience:
