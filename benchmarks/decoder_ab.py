@@ -1,6 +1,6 @@
 """A/B of the sampler (models/sequence.py with the step decoders of models/decoding.py) of two commits, in one process.
 
-    python benchmarks/decoder_ab.py MODEL_DIR --against REV [--rounds 4] [--calls 60] [--batch 1024]
+    python benchmarks/decoder_ab.py MODEL_DIR --against REV [--rounds 4] [--calls 60] [--batch 1024] [--precision fp32|bf16]
 
 Whole runs of benchmarks/generation.py on a shared 2-core machine differ by more than most changes to a sampler, so
 a change is judged here: the working tree's sampler and the one of commit REV (both files read with `git show`)
@@ -18,8 +18,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import netsynth
+from netsynth import precision
 
 parser = argparse.ArgumentParser()
 parser.add_argument("model", help="a saved llama or mamba model (a folder written by netsynth train)")
@@ -27,6 +29,7 @@ parser.add_argument("--against", required=True, help="the git revision whose dec
 parser.add_argument("--rounds", type=int, default=4)
 parser.add_argument("--calls", type=int, default=60)
 parser.add_argument("--batch", type=int, default=1024)
+parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: both samplers under bf16 autocast")
 args = parser.parse_args()
 root = Path(__file__).resolve().parents[1]
 
@@ -61,7 +64,8 @@ one, batch = np.array([0]), np.arange(args.batch) % len(model.classes_)
 
 
 def sample(name: str, codes: np.ndarray, seed: int) -> np.ndarray:
-    return samplers[name](model.module_, model.codec_, codes, seed=seed, batch_size=args.batch)
+    with precision.autocast(args.precision, torch.device("cpu")):
+        return samplers[name](model.module_, model.codec_, codes, seed=seed, batch_size=args.batch)
 
 
 def seconds(name: str, codes: np.ndarray, calls: int) -> float:
@@ -72,7 +76,7 @@ def seconds(name: str, codes: np.ndarray, calls: int) -> float:
 
 
 drawn = [sample(name, batch, seed=7) for name in samplers]  # also the warm-up
-print(f"{model.kind}, {model.n_packets_} packets; flows drawn identically by both: "
+print(f"{model.kind}, {model.n_packets_} packets, {args.precision}; flows drawn identically by both: "
       f"{(drawn[0] == drawn[1]).all(axis=1).mean():.1%}")
 per_call = {name: [] for name in samplers}
 rate = {name: [] for name in samplers}

@@ -183,6 +183,29 @@ def test_a_quantized_model_samples_despite_its_rounding(trained, mode):
     assert len(flows) == 50 * len(trained.classes_)
 
 
+def test_bf16_products_stored_once_draw_what_autocast_casting_at_every_call_draws(trained, monkeypatch):
+    """Under bf16 autocast the folded products keep their weights in bf16 (the fast path); with the weights left in
+    float32, autocast casts them at every product (the reference). Same rounding, so the same flows."""
+    from netsynth.models import decoding
+
+    codes = np.arange(60) % len(trained.classes_)
+
+    def tokens():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return sample_tokens(trained.module_, trained.codec_, codes, seed=3, batch_size=16)
+
+    def product_dtypes():
+        layers, _ = decoding._FOLDED[trained.module_][1]
+        return {p.weight.dtype for layer in layers for p in vars(layer).values() if isinstance(p, decoding._Projection)}
+
+    fast = tokens()
+    assert product_dtypes() == {torch.bfloat16}
+    for name in ("_folded_llama", "_folded_mamba"):
+        fold = getattr(decoding, name)
+        monkeypatch.setattr(decoding, name, lambda model, length, dtype, fold=fold: fold(model, length, None))
+    assert np.array_equal(fast, tokens()) and product_dtypes() == {torch.float32}
+
+
 def test_the_llama_decoder_groups_query_heads_over_shared_keys_and_drops_rows():
     """A LlamaForCausalLM with 2 key/value heads for 4 query heads (grouped-query attention), flows dropped
     mid-way: every step's logits equal those of a full forward pass over the prefix of the flows still running."""

@@ -99,10 +99,13 @@ class _Projection:
     """h [B, in] -> layer(scale * h) [B, out], each head of D outputs then turned by rotation[t] [D, D] when given.
 
     For a float nn.Linear that is one product over a weight with the scale and the rotations folded in, stored
-    transposed for torch.mm (F.linear transposes at every call); any other layer (int8-quantized: its own class,
-    or int8 weights in an nn.Linear) runs as itself, the scale and rotation applied around it."""
+    transposed for torch.mm (F.linear transposes at every call) and in `dtype` when given (the autocast dtype: autocast
+    keeps the casts of leaf parameters only, so it would cast a folded weight again at every product, which at one
+    flow took most of a bf16 step; BENCHMARKS.md). Any other layer (int8-quantized: its own class, or int8 weights in
+    an nn.Linear) runs as itself, the scale and rotation applied around it."""
 
-    def __init__(self, layer, scale: torch.Tensor | None = None, rotation: torch.Tensor | None = None):
+    def __init__(self, layer, scale: torch.Tensor | None = None, rotation: torch.Tensor | None = None,
+                 dtype: torch.dtype | None = None):
         self.layer, self.scale, self.rotation = layer, scale, rotation
         self.weight = self.bias = None
         if type(layer) is torch.nn.Linear and type(layer.weight) is torch.nn.Parameter:  # not torchao's int8 tensors
@@ -111,6 +114,9 @@ class _Projection:
                 weight = _turn_heads(rotation, weight)
                 self.bias = None if self.bias is None else _turn_heads(rotation, self.bias[:, None])[..., 0]
             self.weight = weight.mT.contiguous()
+            if dtype is not None:  # what autocast would give at every call: the same rounding, once
+                self.weight = self.weight.to(dtype)
+                self.bias = None if self.bias is None else self.bias.to(dtype)
 
     def __call__(self, h: torch.Tensor, t: int = 0) -> torch.Tensor:
         if self.weight is None:
@@ -143,21 +149,25 @@ def _rotations(model, length: int) -> torch.Tensor:
 
 
 class _FoldedLayer:
-    def __init__(self, layer, rotation: torch.Tensor):
+    def __init__(self, layer, rotation: torch.Tensor, dtype: torch.dtype | None):
         attention, mlp = layer.self_attn, layer.mlp
         before, after = layer.input_layernorm, layer.post_attention_layernorm
         self.eps = (before.variance_epsilon, after.variance_epsilon)
-        self.q = _Projection(attention.q_proj, _norm_scale(before), rotation * attention.scaling)
-        self.k = _Projection(attention.k_proj, _norm_scale(before), rotation)
-        self.v = _Projection(attention.v_proj, _norm_scale(before))
-        self.gate, self.up = _Projection(mlp.gate_proj, _norm_scale(after)), _Projection(mlp.up_proj, _norm_scale(after))
-        self.o, self.down, self.act = _Projection(attention.o_proj), _Projection(mlp.down_proj), mlp.act_fn
+        self.q = _Projection(attention.q_proj, _norm_scale(before), rotation * attention.scaling, dtype)
+        self.k = _Projection(attention.k_proj, _norm_scale(before), rotation, dtype)
+        self.v = _Projection(attention.v_proj, _norm_scale(before), dtype=dtype)
+        self.gate = _Projection(mlp.gate_proj, _norm_scale(after), dtype=dtype)
+        self.up = _Projection(mlp.up_proj, _norm_scale(after), dtype=dtype)
+        self.o, self.down = _Projection(attention.o_proj, dtype=dtype), _Projection(mlp.down_proj, dtype=dtype)
+        self.act = mlp.act_fn
 
 
-def _folded_llama(model, length: int):
-    """The folded layers of a LlamaForCausalLM and its output projection."""
+def _folded_llama(model, length: int, dtype: torch.dtype | None):
+    """The folded layers of a LlamaForCausalLM (their products' weights in `dtype` when given) and its output
+    projection (float32: _logits)."""
     rotation = _rotations(model, length)
-    return [_FoldedLayer(layer, rotation) for layer in model.model.layers], _Projection(model.lm_head, _norm_scale(model.model.norm))
+    return ([_FoldedLayer(layer, rotation, dtype) for layer in model.model.layers],
+            _Projection(model.lm_head, _norm_scale(model.model.norm)))
 
 
 _FOLDED = weakref.WeakKeyDictionary()  # model -> (what the folding read, what it gave)
@@ -171,12 +181,14 @@ def weights_key(model) -> tuple:
 
 @torch.no_grad()
 def _folded(model, length: int, fold):
-    """fold(model, length), kept until the model's weights change (weights_key). Folded in the weights' own
-    precision: under bf16 autocast the products would round them, and the next fp32 run reuse them."""
-    key = (fold, length, weights_key(model))
+    """fold(model, length, dtype), kept until the model's weights (weights_key) or the autocast dtype change. The
+    folding's own products run in the weights' precision, its results are then stored in the autocast dtype."""
+    device = model.get_input_embeddings().weight.device.type
+    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
+    key = (fold, length, dtype, weights_key(model))
     if model not in _FOLDED or _FOLDED[model][0] != key:
-        with torch.autocast(model.get_input_embeddings().weight.device.type, enabled=False):
-            _FOLDED[model] = key, fold(model, length)
+        with torch.autocast(device, enabled=False):
+            _FOLDED[model] = key, fold(model, length, dtype)
     return _FOLDED[model][1]
 
 
@@ -259,14 +271,18 @@ class MambaDecoder:
 
 
 class _FoldedBlock:
-    def __init__(self, block):
+    def __init__(self, block, dtype: torch.dtype | None):
         mixer = block.mixer
-        self.eps, self.in_proj = block.norm.variance_epsilon, _Projection(mixer.in_proj, _norm_scale(block.norm))
-        self.x_proj, self.dt_proj, self.out_proj = (_Projection(mixer.x_proj), _Projection(mixer.dt_proj),
-                                                    _Projection(mixer.out_proj))
+        self.eps = block.norm.variance_epsilon
+        self.in_proj = _Projection(mixer.in_proj, _norm_scale(block.norm), dtype=dtype)
+        self.x_proj, self.dt_proj, self.out_proj = (_Projection(mixer.x_proj, dtype=dtype),
+                                                    _Projection(mixer.dt_proj, dtype=dtype),
+                                                    _Projection(mixer.out_proj, dtype=dtype))
         self.A = -torch.exp(mixer.A_log.float())  # [E, N], float32 as the scan's state
 
 
-def _folded_mamba(model, length: int):
-    """The folded blocks of a MambaForCausalLM and its output projection (length: unused, every step is alike)."""
-    return [_FoldedBlock(block) for block in model.backbone.layers], _Projection(model.lm_head, _norm_scale(model.backbone.norm_f))
+def _folded_mamba(model, length: int, dtype: torch.dtype | None):
+    """The folded blocks of a MambaForCausalLM (their products' weights in `dtype` when given) and its output projection
+    (float32: _logits). length: unused, every step is alike."""
+    return ([_FoldedBlock(block, dtype) for block in model.backbone.layers],
+            _Projection(model.lm_head, _norm_scale(model.backbone.norm_f)))
