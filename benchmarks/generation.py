@@ -73,8 +73,9 @@ for kind in ("llama", "mamba"):
         model.sample(one, seed=0, precision=p)
         _, took = timed(lambda: [model.sample(one, seed=s, precision=p) for s in range(50)])
         per_call[p] = f"{p} {1000 * took / 50:.2f} ms"
-    auto = model.resolve_precision("auto", resolve_device("auto"))
-    print(f"{kind:9s} one flow per call {', '.join(per_call.values())}; precision auto here: {auto} "
+    auto = [model.sampling_precision("auto", resolve_device("auto"), n) for n in (1, 1024)]
+    print(f"{kind:9s} one flow per call {', '.join(per_call.values())}; precision auto here: {auto[0]} for one flow, "
+          f"{auto[1]} for 1,024 "
           "(paper, on its GPU: llama 31.2, mamba 148.5)")
 
 model = netsynth.create("diffusion").fit(train, epochs=args.epochs)

@@ -9,6 +9,13 @@ requires_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(),
                                      reason=f"real data folder {SHARED_DATA} is absent (CI has it beside the clone)")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def machine_cache(tmp_path_factory):
+    """The machine measurements that netsynth keeps (precision.cache_file) go to a folder of the session, not the
+    user's cache."""
+    os.environ["NETSYNTH_CACHE_DIR"] = str(tmp_path_factory.mktemp("netsynth-cache"))
+
+
 @pytest.fixture(scope="session")
 def iot_flows():
     if not SHARED_DATA.is_dir():

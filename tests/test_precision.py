@@ -62,6 +62,28 @@ def test_bf16_sampling_keeps_float32_logits_so_top_k_one_has_no_ties(small_train
     assert bf16.class_counts() == fp32.class_counts()
 
 
+def test_auto_samples_small_requests_in_float32_on_a_cpu(bf16_speedup, small_train, monkeypatch):
+    """bf16 kernels cost more per call than float32 ones: below BF16_MIN_FLOWS flows at a time, auto keeps float32."""
+    from netsynth.models import sequence
+
+    bf16_speedup(6.0)
+    model = netsynth.create("llama", **TINY["llama"]).fit(small_train, epochs=1, precision="fp32")
+    seen = []
+
+    def recording(*args, **kwargs):
+        seen.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else torch.float32)
+        return sample_tokens(*args, **kwargs)
+
+    sample_tokens = sequence.sample_tokens
+    monkeypatch.setattr(sequence, "sample_tokens", recording)
+    few, many = sequence.BF16_MIN_FLOWS - 1, sequence.BF16_MIN_FLOWS
+    model.sample({model.classes_[0]: few}, seed=0)
+    model.sample({model.classes_[0]: many}, seed=0)
+    model.sample({model.classes_[0]: many}, seed=0, batch_size=few)  # sampled `few` at a time
+    model.sample({model.classes_[0]: 1}, seed=0, precision="bf16")  # asked for: kept
+    assert seen == [torch.float32, torch.bfloat16, torch.float32, torch.bfloat16]
+
+
 def test_bad_precision_and_bf16_with_dp_are_one_line_errors(small_train, capsys, tmp_path):
     with pytest.raises(NetsynthError, match="precision must be one of auto, fp32, bf16, got 'fp16'"):
         netsynth.create("cvae").fit(small_train, epochs=1, precision="fp16")
@@ -80,3 +102,39 @@ def test_the_training_log_says_why_auto_kept_float32():
     assert note == "precision fp32 (auto: cvae's bf16 quality has not been measured)"
     assert "DP-SGD" in netsynth.create("llama")._precision_note("fp32", FitOptions(dp_epsilon=1.0), CPU)
     assert netsynth.create("llama")._precision_note("bf16", FitOptions(precision="bf16"), CPU) == "precision bf16"
+
+
+@pytest.fixture
+def measurements(monkeypatch, tmp_path):
+    """bf16_speedup in a fresh process (its per-process cache cleared), the machine's measurements kept under
+    tmp_path, and each measurement the next of `values`; `taken` counts them."""
+    values, taken = [3.9, 4.1, 3.8, 4.2], []
+    monkeypatch.setenv("NETSYNTH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(precision, "measure_bf16_speedup", lambda: taken.append(1) or values[len(taken) - 1])
+
+    def in_new_process():
+        precision.bf16_speedup.cache_clear()
+        return precision.bf16_speedup()
+    yield in_new_process, taken
+    precision.bf16_speedup.cache_clear()
+
+
+def test_the_speedup_is_measured_once_per_machine_so_every_process_chooses_alike(measurements, monkeypatch):
+    """A ratio near the threshold (here 3.9 and 4.1 around 4) must not choose bf16 in one run and float32 in the next."""
+    in_new_process, taken = measurements
+    choices = []
+    for _ in range(3):
+        in_new_process()
+        choices.append(precision.resolve("auto", CPU))
+    assert choices == ["fp32"] * 3 and len(taken) == 1 and precision.cache_file().is_file()
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 97)  # another thread count: measured on its own
+    assert in_new_process() == 4.1 and len(taken) == 2
+
+
+def test_a_damaged_or_unwritable_cache_costs_a_measurement_not_an_error(measurements, tmp_path, monkeypatch):
+    in_new_process, taken = measurements
+    precision.cache_file().write_text("{not json")
+    assert in_new_process() == 3.9 and in_new_process() == 3.9 and len(taken) == 1  # measured and written again
+    monkeypatch.setenv("NETSYNTH_CACHE_DIR", str(tmp_path / "a-file"))
+    (tmp_path / "a-file").write_text("")  # the cache folder cannot be made
+    assert in_new_process() == 4.1 and in_new_process() == 3.8 and len(taken) == 3

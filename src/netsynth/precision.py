@@ -3,18 +3,23 @@
 bf16 pays only where the hardware has it: GPUs since Ampere, and CPUs with AMX (about 6x the float32 matmul rate);
 AVX512-BF16 alone gives 1.5-3x, and a CPU without either emulates bf16 two orders of magnitude slower than
 float32. Flags in /proc/cpuinfo do not say what torch's kernels make of them, so `auto` measures: it times a
-matmul in each precision and takes bf16 where it is much faster. Weights, gradients, the optimizer, the scan state
+matmul in each precision and takes bf16 where it is much faster, once per machine (bf16_speedup). Weights, gradients, the optimizer, the scan state
 of mamba and the logits stay float32; only the layers' matmuls run in bf16.
 """
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
+import os
 import time
+from pathlib import Path
 
 import torch
 
 from netsynth.errors import NetsynthError
+from netsynth.fileio import atomic_path
+from netsynth.machine import cpu_name
 
 PRECISIONS = ("auto", "fp32", "bf16")
 # An AVX512-BF16 EPYC's 2x matmul rate gave llama 1.2-1.65x in training but 0.84x in sampling (casts and
@@ -39,9 +44,46 @@ def resolve(choice: str, device: torch.device) -> str:
     return "bf16" if bf16_speedup() >= BF16_MIN_SPEEDUP else "fp32"
 
 
+def cache_file() -> Path:
+    """Where measurements of the machine are kept: $NETSYNTH_CACHE_DIR, else netsynth's folder of the user's cache."""
+    folder = os.environ.get("NETSYNTH_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "netsynth"
+    return Path(folder) / "precision.json"
+
+
 @functools.cache
-def bf16_speedup(size: int = 512, repeats: int = 8) -> float:
-    """bf16 matmul throughput over float32 on this CPU, measured once per process (about 40 ms).
+def bf16_speedup() -> float:
+    """bf16 matmul throughput over float32 on this CPU, measured by the first process on this machine (CPU, torch
+    version and thread count) and kept in cache_file() for every later one; delete the file to measure again.
+
+    Measured per process, the choice was not reproducible: on an EPYC whose ratio lies at 3.8-4.2, next to
+    BF16_MIN_SPEEDUP, six processes chose bf16 four times and float32 twice, and the same seed gave another model
+    and other flows from one run to the next (BENCHMARKS.md). If the file cannot be written, the process keeps its
+    own measurement."""
+    path, key = cache_file(), f"{cpu_name()} | torch {torch.__version__} | {torch.get_num_threads()} threads"
+    kept = _read_kept(path)
+    if isinstance(kept.get(key), dict) and isinstance(kept[key].get("bf16_speedup"), (int, float)):
+        return float(kept[key]["bf16_speedup"])
+    speedup = measure_bf16_speedup()
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps({**kept, key: {"bf16_speedup": speedup, "measured": time.strftime("%Y-%m-%d")}},
+                                      indent=1))
+    except NetsynthError:
+        pass
+    return speedup
+
+
+def _read_kept(path: Path) -> dict:
+    """The measurements kept in `path`; none if it is missing or damaged (then measured and written again)."""
+    try:
+        kept = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return kept if isinstance(kept, dict) else {}
+
+
+def measure_bf16_speedup(size: int = 512, repeats: int = 8) -> float:
+    """bf16 matmul throughput over float32 on this CPU (about 40 ms).
 
     The two precisions take turns and each keeps its best time: timed one after the other, best of 3, a chip
     that runs bf16 at 1.5-3.5x float32 once measured 5x. Where bf16 is emulated, each of its runs takes a quarter of a
@@ -66,7 +108,8 @@ def describe(used: str, choice: str, device: torch.device) -> str:
         return f"precision {used}"
     if device.type == "cuda":
         return f"precision {used} (auto)"
-    return f"precision {used} (auto; bf16 matmuls run {bf16_speedup():.1f}x as fast as float32 on this CPU)"
+    return (f"precision {used} (auto; bf16 matmuls run {bf16_speedup():.1f}x as fast as float32 on this CPU, "
+            f"as measured once and kept in {cache_file()})")
 
 
 def autocast(precision: str, device: torch.device):

@@ -22,6 +22,7 @@ The sampler checks every decoder against a full transformers forward pass over t
 """
 from __future__ import annotations
 
+import math
 import weakref
 
 import torch
@@ -79,8 +80,12 @@ class LlamaDecoder:
         over every key so far, k and v [t + 1, B, kv_heads, head_dim] (no mask: nothing comes after the query). The
         query heads of a group read one key/value head, as transformers' repeat_kv. Written out because
         scaled_dot_product_attention at one query per flow ran 2-5x slower than these products and sums at batch
-        1,024 (BENCHMARKS.md)."""
-        weights = (k[..., None, :] * q).sum(-1).softmax(dim=0)  # [t + 1, B, kv_heads, group]
+        1,024 (BENCHMARKS.md). The softmax is written out too: torch's softmax over a dimension other than the last
+        opens a parallel region whatever the size, and under OMP_WAIT_POLICY=PASSIVE (netsynth/__init__.py) waking
+        the sleeping thread cost about 55 us, half of a step at one flow."""
+        scores = (k[..., None, :] * q).sum(-1)  # [t + 1, B, kv_heads, group]
+        weights = (scores - scores.amax(0)).exp_()
+        weights /= weights.sum(0)
         return (weights[..., None] * v[..., None, :]).sum(0).flatten(1)
 
     def keep(self, rows: torch.Tensor) -> None:
@@ -244,7 +249,9 @@ class MambaDecoder:
             rank = mixer.dt_proj.in_features
             dt, B, C = torch.split(p.x_proj(xs), [rank, mixer.ssm_state_size, mixer.ssm_state_size], dim=-1)
             dt = F.softplus(p.dt_proj(dt))  # [B, E]
-            ssm.mul_(torch.exp(dt[..., None] * p.A)).add_((dt * xs)[..., None] * B[:, None])  # one [B, E, N] product, not two
+            # exp(dt A) as 2^(dt A log2(e)): torch.exp opens a parallel region from 2,048 elements, and at one flow
+            # ([1, E, N] = 2,304 here) waking the thread that waits passively took longer than the whole layer
+            ssm.mul_(torch.exp2(dt[..., None] * p.A_log2e)).add_((dt * xs)[..., None] * B[:, None])  # one [B, E, N] product, not two
             y = (ssm @ C[..., None].float())[..., 0] + xs * mixer.D
             x = x + p.out_proj((y * mixer.act(z)).to(z.dtype))
         return _logits(self.head, _rms(x, self.model.backbone.norm_f.variance_epsilon))
@@ -278,7 +285,7 @@ class _FoldedBlock:
         self.x_proj, self.dt_proj, self.out_proj = (_Projection(mixer.x_proj, dtype=dtype),
                                                     _Projection(mixer.dt_proj, dtype=dtype),
                                                     _Projection(mixer.out_proj, dtype=dtype))
-        self.A = -torch.exp(mixer.A_log.float())  # [E, N], float32 as the scan's state
+        self.A_log2e = -torch.exp(mixer.A_log.float()) / math.log(2)  # A log2(e) [E, N], float32 as the scan's state
 
 
 def _folded_mamba(model, length: int, dtype: torch.dtype | None):

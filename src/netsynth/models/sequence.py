@@ -27,6 +27,11 @@ from netsynth.models.options import SampleOptions
 from netsynth.train import resolve_device
 
 IGNORE = -100  # a target without a loss (cross_entropy's ignore_index)
+# Under precision auto, a request of fewer flows samples in float32 on a CPU: at a few flows per step the products are
+# too small for bf16's matmul rate to show, and its kernels cost more per call. bf16 / float32 sampling rate of llama
+# on an AVX512-BF16 EPYC (bf16 matmuls 4.2x float32): 0.50 at 1 flow, 0.69 at 16, 0.93 at 64, 1.24 at 256, 1.45 at
+# 1,024 (BENCHMARKS.md); one flow per call on an AMX Xeon: 0.36.
+BF16_MIN_FLOWS = 128
 
 
 @dataclass
@@ -149,9 +154,17 @@ class CausalLMGenerator(NeuralGenerator):
         per_token = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=PAD, reduction="none")
         return per_token.sum(1) / (target != PAD).sum(1).clamp(min=1)
 
+    def sampling_precision(self, choice: str, device: torch.device, n_flows: int) -> str:
+        """fp32 or bf16 for sampling `n_flows` flows at a time: `choice` resolved, auto in float32 below BF16_MIN_FLOWS
+        on a CPU."""
+        if choice == "auto" and device.type == "cpu" and n_flows < BF16_MIN_FLOWS:
+            return "fp32"
+        return self.resolve_precision(choice, device)
+
     def _sample(self, codes: np.ndarray, seed: int, options: SampleOptions) -> FlowSet:
         device = resolve_device(options.device)
-        with precision.autocast(self.resolve_precision(options.precision, device), device):
+        used = self.sampling_precision(options.precision, device, min(len(codes), options.batch_size))
+        with precision.autocast(used, device):
             tokens = sample_tokens(self.module_, self.codec_, codes, seed=seed, temperature=options.temperature,
                                    top_k=options.top_k, batch_size=options.batch_size, device=device)
             flows = self.codec_.decode(tokens, codes)
