@@ -118,7 +118,7 @@ def test_sampling_stops_when_the_decoder_forgets_its_context(trained, monkeypatc
     class Forgetful:
         """Steps every token on a fresh cache, as the sampler did when transformers 5.17 swallowed its cache."""
 
-        def __init__(self, model, batch, length):
+        def __init__(self, model, batch, length, weights=None):
             self.model, self.length = model, length
 
         def step(self, ids):

@@ -29,16 +29,17 @@ import torch
 import torch.nn.functional as F
 
 
-def decoder_for(model, batch: int, length: int):
-    """The decoder for a transformers LlamaForCausalLM or MambaForCausalLM, for `batch` flows of up to `length` tokens."""
+def decoder_for(model, batch: int, length: int, weights: tuple | None = None):
+    """The decoder for a transformers LlamaForCausalLM or MambaForCausalLM, for `batch` flows of up to `length` tokens.
+    weights: weights_key(model), where the caller has it (at one flow per call, each reading of it costs 50 us)."""
     cls = {"LlamaForCausalLM": LlamaDecoder, "MambaForCausalLM": MambaDecoder}.get(type(model).__name__)
     if cls is None:
         raise TypeError(f"no decoder for {type(model).__name__}")
-    return cls(model, batch, length)
+    return cls(model, batch, length, weights)
 
 
 class LlamaDecoder:
-    def __init__(self, model, batch: int, length: int):
+    def __init__(self, model, batch: int, length: int, weights: tuple | None = None):
         config, weight = model.config, model.get_input_embeddings().weight
         self.model = model
         self.kv_heads = config.num_key_value_heads
@@ -47,7 +48,7 @@ class LlamaDecoder:
         # empty, not zeros: step t writes position t before anything reads it
         self.k = torch.empty(shape, device=weight.device, dtype=weight.dtype)
         self.v = torch.empty(shape, device=weight.device, dtype=weight.dtype)
-        self.layers, self.head = _folded(model, length, _folded_llama)
+        self.layers, self.head = _folded(model, length, _folded_llama, weights)
         self.t = 0
 
     def step(self, ids: torch.Tensor) -> torch.Tensor:
@@ -185,12 +186,13 @@ def weights_key(model) -> tuple:
 
 
 @torch.no_grad()
-def _folded(model, length: int, fold):
-    """fold(model, length, dtype), kept until the model's weights (weights_key) or the autocast dtype change. The
-    folding's own products run in the weights' precision, its results are then stored in the autocast dtype."""
+def _folded(model, length: int, fold, weights: tuple | None):
+    """fold(model, length, dtype), kept until the model's `weights` (weights_key, read here if None) or the autocast
+    dtype change. The folding's own products run in the weights' precision, its results are then stored in the
+    autocast dtype."""
     device = model.get_input_embeddings().weight.device.type
     dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
-    key = (fold, length, dtype, weights_key(model))
+    key = (fold, length, dtype, weights_key(model) if weights is None else weights)
     if model not in _FOLDED or _FOLDED[model][0] != key:
         with torch.autocast(device, enabled=False):
             _FOLDED[model] = key, fold(model, length, dtype)
@@ -217,14 +219,14 @@ def _logits(head: _Projection, x: torch.Tensor) -> torch.Tensor:
 
 
 class MambaDecoder:
-    def __init__(self, model, batch: int, length: int):
+    def __init__(self, model, batch: int, length: int, weights: tuple | None = None):
         config, weight = model.config, model.get_input_embeddings().weight
         self.model = model
         layers, width = config.num_hidden_layers, config.intermediate_size
         self.conv = torch.zeros(layers, batch, width, config.conv_kernel, device=weight.device, dtype=weight.dtype)
         # the scan's state stays float32 whatever the weights, as in transformers: it accumulates over every step
         self.ssm = torch.zeros(layers, batch, width, config.state_size, device=weight.device)
-        self.blocks, self.head = _folded(model, length, _folded_mamba)
+        self.blocks, self.head = _folded(model, length, _folded_mamba, weights)
         # mamba's ClassAddedEmbedding adds the class token's embedding at every position: kept from the first step
         self.adds_class = getattr(model.backbone.embeddings, "adds_first_token", False)
         self.class_embedding = None

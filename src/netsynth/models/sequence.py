@@ -261,11 +261,12 @@ def sample_tokens(model, codec: TokenCodec, codes: np.ndarray, seed: int, temper
     biases = (token_bias(codec, 0, device), token_bias(codec, 1, device))  # the first packet, every later one
     gen = torch.Generator(device=device).manual_seed(seed)
     out = np.empty((len(codes), codec.n_packets), dtype=np.int64)
-    opened, first_logits = _opening(model, codec, device)
+    weights = weights_key(model)
+    opened, first_logits = _opening(model, codec, device, weights)
     for start in range(0, len(codes), batch_size):
         chunk = np.asarray(codes[start:start + batch_size], dtype=np.int64)
         classes, prompt = torch.from_numpy(chunk).to(device), torch.from_numpy(codec.class_token(chunk)).to(device)
-        decoder = decoder_for(model, len(prompt), codec.n_packets)
+        decoder = decoder_for(model, len(prompt), codec.n_packets, weights)
         decoder.restore(opened, classes)
         tokens = torch.full((len(prompt), codec.n_packets), EOS, device=device)
         rows, logits = torch.arange(len(prompt), device=device), first_logits[classes]
@@ -293,17 +294,17 @@ def sample_tokens(model, codec: TokenCodec, codes: np.ndarray, seed: int, temper
 _OPENINGS = weakref.WeakKeyDictionary()  # model -> (what the opening read, the decoder's snapshot, the logits)
 
 
-def _opening(model, codec: TokenCodec, device) -> tuple:
+def _opening(model, codec: TokenCodec, device, weights: tuple) -> tuple:
     """(snapshot, logits [C, V]): the decoder's state and logits after its first step over every class token.
-    That step sees the class token alone, so it is the same for every flow of a class: run once per model
-    (while its weights, the codec and the autocast setting stay) and restored into each batch, it saves each flow
-    a step (a fifth of the steps of IoT Sentinel's flows of 3.8 packets on average)."""
+    That step sees the class token alone, so it is the same for every flow of a class: run once per model (while
+    its `weights` (weights_key), the codec and the autocast setting stay) and restored into each batch, it saves each
+    flow a step (a fifth of the steps of IoT Sentinel's flows of 3.8 packets on average)."""
     device = torch.device(device)
     autocast = torch.is_autocast_enabled(device.type) and torch.get_autocast_dtype(device.type)
-    key = (weights_key(model), codec, device, autocast)
+    key = (weights, codec, device, autocast)
     if model not in _OPENINGS or _OPENINGS[model][0] != key:
         prompts = torch.from_numpy(codec.class_token(np.arange(len(codec.classes)))).to(device)
-        decoder = decoder_for(model, len(prompts), codec.n_packets)
+        decoder = decoder_for(model, len(prompts), codec.n_packets, weights)
         logits = decoder.step(prompts)
         _OPENINGS[model] = key, decoder.snapshot(), logits
     return _OPENINGS[model][1:]
