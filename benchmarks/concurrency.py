@@ -3,7 +3,8 @@
     python benchmarks/concurrency.py [--train train.parquet]
 
 One llama epoch on the IoT Sentinel training split (or --train), in fresh processes: alone, then two at once,
-with OMP_WAIT_POLICY=ACTIVE (spinning threads, OpenMP's usual behaviour) and PASSIVE (netsynth's default).
+with OMP_WAIT_POLICY=ACTIVE (spinning threads, OpenMP's usual behaviour), PASSIVE (threads sleep at once), and
+PASSIVE with GOMP_SPINCOUNT=1000 (a short spin before sleeping: netsynth's default).
 """
 import argparse
 import os
@@ -30,15 +31,16 @@ with tempfile.TemporaryDirectory() as folder:
         from common import iot_train
         path = iot_train().write(os.path.join(folder, "train.parquet"))
 
-    def run(policy: str, n: int) -> list[float]:
-        env = {**os.environ, "OMP_WAIT_POLICY": policy}
+    def run(policy: dict, n: int) -> list[float]:
+        env = {**{k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}, **policy}
         procs = [subprocess.Popen([sys.executable, "-c", EPOCH, str(path)], env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.DEVNULL, text=True) for _ in range(n)]
         return [float(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
 
     print(f"{os.cpu_count()} CPUs; one llama epoch (s)")
-    for policy in ("ACTIVE", "PASSIVE"):
+    for policy in ({"OMP_WAIT_POLICY": "ACTIVE"}, {"OMP_WAIT_POLICY": "PASSIVE"},
+                   {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "1000"}):
         alone = run(policy, 1)[0]
         pair = run(policy, 2)
-        print(f"{policy:8s} alone {alone:6.1f}   two at once {pair[0]:6.1f} {pair[1]:6.1f}   "
+        print(f"{' '.join(policy.values()):13s} alone {alone:6.1f}   two at once {pair[0]:6.1f} {pair[1]:6.1f}   "
               f"speed of each beside alone: {alone / max(pair):.2f}")

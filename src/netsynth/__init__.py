@@ -2,10 +2,15 @@
 import logging
 import os
 
-# OpenMP threads that wait by spinning hold their core: two netsynth processes on 2 cores ran at 0.31 of their
-# speed alone; waiting passively, at 0.65, for about 6 % alone (BENCHMARKS.md, benchmarks/concurrency.py).
-# Set before torch is imported; the user's own setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP threads that wait by spinning hold their core: two netsynth processes on 2 cores ran at 0.23-0.31 of their
+# speed alone, waiting passively at 0.65-0.68. But a thread that sleeps at once must be woken for every parallel
+# region, and the operations of a sampler step come microseconds apart: a short spin first (GOMP_SPINCOUNT, read by
+# libgomp, the OpenMP of torch's Linux wheels) sampled llama 1.4x faster in batches than sleeping at once, and two
+# processes still ran at 0.55 (BENCHMARKS.md, benchmarks/concurrency.py). Set before torch is imported; the user's
+# own settings win.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 # torchao (imported by transformers and diffusers when installed) logs a warning for each CUDA-only kernel
 # library it cannot load on a CPU machine, torch warns about its enum registration, and diffusers about

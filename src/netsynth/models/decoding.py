@@ -82,8 +82,8 @@ class LlamaDecoder:
         query heads of a group read one key/value head, as transformers' repeat_kv. Written out because
         scaled_dot_product_attention at one query per flow ran 2-5x slower than these products and sums at batch
         1,024 (BENCHMARKS.md). The softmax is written out too: torch's softmax over a dimension other than the last
-        opens a parallel region whatever the size, and under OMP_WAIT_POLICY=PASSIVE (netsynth/__init__.py) waking
-        the sleeping thread cost about 55 us, half of a step at one flow."""
+        opens a parallel region whatever the size, and where the other thread waits passively (netsynth/__init__.py)
+        waking it cost about 55 us, half of a step at one flow."""
         scores = (k[..., None, :] * q).sum(-1)  # [t + 1, B, kv_heads, group]
         weights = (scores - scores.amax(0)).exp_()
         weights /= weights.sum(0)
