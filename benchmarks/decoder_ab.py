@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-import netsynth
+import netsynth  # before torch: its OpenMP settings (netsynth/__init__.py) apply only then, as in the CLI
+import torch
 from netsynth import precision
 
 parser = argparse.ArgumentParser()

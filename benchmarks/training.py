@@ -15,9 +15,9 @@ import platform
 import tempfile
 import time
 
-import torch
 
-import netsynth
+import netsynth  # before torch: its OpenMP settings (netsynth/__init__.py) apply only then, as in the CLI
+import torch
 from common import iot_train, matmul_flops_per_token, matmul_peak
 from netsynth.codecs.tokens import PAD
 
