@@ -1,4 +1,6 @@
 """netsynth doctor: a healthy installation passes; a dependency below its floor is one problem line and status 1."""
+import subprocess
+import sys
 from importlib import metadata
 
 from netsynth import doctor
@@ -14,6 +16,15 @@ def test_doctor_checks_both_samplers_against_their_reference(capsys):
     for kind in ("llama", "mamba"):
         line = next(line for line in lines if line.startswith(f"ok      {kind}: sampler's step decoder against a full forward pass"))
         assert "within 1e-05" in line
+
+
+def test_a_fresh_process_prints_the_findings_and_nothing_else():
+    """Libraries' warnings come once per process, so only a fresh one shows them: doctor trains llama and mamba, and
+    transformers warns about mamba's CUDA kernels on a CPU too (netsynth says it once, on a GPU only)."""
+    out = subprocess.run([sys.executable, "-m", "netsynth.cli", "doctor"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = (out.stdout + out.stderr).splitlines()
+    assert lines and all(line.startswith(("ok ", "problem ")) for line in lines), lines
 
 
 def test_a_dependency_below_its_floor_is_a_problem(monkeypatch):
