@@ -81,9 +81,9 @@ class LlamaDecoder:
         over every key so far, k and v [t + 1, B, kv_heads, head_dim] (no mask: nothing comes after the query). The
         query heads of a group read one key/value head, as transformers' repeat_kv. Written out because
         scaled_dot_product_attention at one query per flow ran 2-5x slower than these products and sums at batch
-        1,024 (BENCHMARKS.md). The softmax is written out too: torch's softmax over a dimension other than the last
-        opens a parallel region whatever the size, and where the other thread waits passively (netsynth/__init__.py)
-        waking it cost about 55 us, half of a step at one flow."""
+        1,024 (BENCHMARKS.md). The softmax is written out too: torch's softmax of these scores opened a parallel
+        region even at one flow, and where the other thread waits passively (netsynth/__init__.py) waking it cost
+        about 55 us, half of a step at one flow."""
         scores = (k[..., None, :] * q).sum(-1)  # [t + 1, B, kv_heads, group]
         weights = (scores - scores.amax(0)).exp_()
         weights /= weights.sum(0)
@@ -251,7 +251,7 @@ class MambaDecoder:
             rank = mixer.dt_proj.in_features
             dt, B, C = torch.split(p.x_proj(xs), [rank, mixer.ssm_state_size, mixer.ssm_state_size], dim=-1)
             dt = F.softplus(p.dt_proj(dt))  # [B, E]
-            # exp(dt A) as 2^(dt A log2(e)): torch.exp opens a parallel region from 2,048 elements, and at one flow
+            # exp(dt A) as 2^(dt A log2(e)): torch.exp opens a parallel region above 2,048 elements, and at one flow
             # ([1, E, N] = 2,304 here) waking the thread that waits passively took longer than the whole layer
             ssm.mul_(torch.exp2(dt[..., None] * p.A_log2e)).add_((dt * xs)[..., None] * B[:, None])  # one [B, E, N] product, not two
             y = (ssm @ C[..., None].float())[..., 0] + xs * mixer.D
