@@ -15,8 +15,8 @@ if "OMP_WAIT_POLICY" not in os.environ:
 # torchao (imported by transformers and diffusers when installed) logs a warning for each CUDA-only kernel
 # library it cannot load on a CPU machine, torch warns about its enum registration, diffusers about
 # torchao tensor types it would need only to load torchao-serialized checkpoints, and transformers about mamba's
-# CUDA kernels on a CPU too (from hub_kernels in recent releases, modeling_mamba in older ones; on a GPU netsynth says it in
-# one line: models/mamba.py); none matters here.
+# CUDA kernels on a CPU too (from hub_kernels in recent releases, modeling_mamba in older ones; on a GPU netsynth
+# says it in one line: models/mamba.py); none matters here.
 for name in ("torchao", "torch.utils._pytree", "diffusers.quantizers.torchao.torchao_quantizer",
              "transformers.integrations.hub_kernels", "transformers.models.mamba.modeling_mamba"):
     logging.getLogger(name).setLevel(logging.ERROR)
