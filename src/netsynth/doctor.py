@@ -54,14 +54,15 @@ def device_finding() -> Finding:
     import torch
 
     from netsynth import precision
-    from netsynth.train import resolve_device
-
     from netsynth.models.sequence import BF16_MIN_FLOWS
+    from netsynth.train import resolve_device
 
     device = resolve_device("auto")
     what = torch.cuda.get_device_name(0) if device.type == "cuda" else f"{platform.machine()} CPU"
     used = precision.resolve("auto", device)
-    small = f", sampling float32 below {BF16_MIN_FLOWS} flows at a time" if used == "bf16" and device.type == "cpu" else ""
+    small = ""
+    if used == "bf16" and device.type == "cpu":
+        small = f", sampling float32 below {BF16_MIN_FLOWS} flows at a time"
     return Finding("device", f"{device} ({what}), {usable_cores()} usable CPU cores, {torch.get_num_threads()} "
                              f"torch threads; llama's {precision.describe(used, 'auto', device)}{small}")
 

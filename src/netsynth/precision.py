@@ -1,10 +1,11 @@
 """The floating-point precision of training and sampling: float32, or bfloat16 autocast where the chip is fast at it.
 
 bf16 pays only where the hardware has it: GPUs since Ampere, and CPUs with AMX (about 6x the float32 matmul rate);
-AVX512-BF16 alone gives 1.5-3x, and a CPU without either emulates bf16 two orders of magnitude slower than
-float32. Flags in /proc/cpuinfo do not say what torch's kernels make of them, so `auto` measures: it times a
-matmul in each precision and takes bf16 where it is much faster, once per machine (bf16_speedup). Weights, gradients, the optimizer, the scan state
-of mamba and the logits stay float32; only the layers' matmuls run in bf16.
+AVX512-BF16 alone gave 1.5-4.2x on the chips measured here, and a CPU without either emulates bf16 two orders of
+magnitude slower than float32. Flags in /proc/cpuinfo do not say what torch's kernels make of them, so `auto`
+measures: it times a matmul in each precision, once per machine (bf16_speedup), and takes bf16 where it is much
+faster. Weights, gradients, the optimizer, the scan state of mamba and the logits stay float32; only the layers'
+matmuls run in bf16.
 """
 from __future__ import annotations
 
@@ -22,11 +23,11 @@ from netsynth.fileio import atomic_path
 from netsynth.machine import cpu_name
 
 PRECISIONS = ("auto", "fp32", "bf16")
-# An AVX512-BF16 EPYC's 2x matmul rate gave llama 1.2-1.65x in training but 0.84x in sampling (casts and
-# float32 elementwise work remain): not worth the rounding by default. A Xeon with AVX512-BF16 (and AMX in its
-# flags) measured 1.5-1.75x here (its raw bf16 rate varies from run to run) and trained and sampled slower in
-# bf16; AMX at full speed reaches about 6x (BENCHMARKS.md).
-BF16_MIN_SPEEDUP = 4.0
+# Between the chips measured (BENCHMARKS.md): a Xeon with AVX512-BF16 (and AMX in its flags) measured 1.5-1.75x in
+# six runs and trained and sampled slower in bf16; an EPYC with AVX512-BF16 measured 3.8-4.2x in eleven and trained
+# llama 1.59x and sampled batches 1.45x faster in bf16; AMX at full speed reaches about 6x. The threshold was 4x,
+# inside the EPYC's spread, so that such a machine chose by the luck of its first measurement.
+BF16_MIN_SPEEDUP = 3.0
 
 
 def check(choice: str) -> str:
@@ -46,8 +47,8 @@ def resolve(choice: str, device: torch.device) -> str:
 
 def cache_file() -> Path:
     """Where measurements of the machine are kept: $NETSYNTH_CACHE_DIR, else netsynth's folder of the user's cache."""
-    folder = os.environ.get("NETSYNTH_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "netsynth"
-    return Path(folder) / "precision.json"
+    user_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return Path(os.environ.get("NETSYNTH_CACHE_DIR") or user_cache / "netsynth") / "precision.json"
 
 
 @functools.cache
@@ -55,9 +56,9 @@ def bf16_speedup() -> float:
     """bf16 matmul throughput over float32 on this CPU, measured by the first process on this machine (CPU, torch
     version and thread count) and kept in cache_file() for every later one; delete the file to measure again.
 
-    Measured per process, the choice was not reproducible: on an EPYC whose ratio lies at 3.8-4.2, next to
-    BF16_MIN_SPEEDUP, six processes chose bf16 four times and float32 twice, and the same seed gave another model
-    and other flows from one run to the next (BENCHMARKS.md). If the file cannot be written, the process keeps its
+    Measured per process, the choice was not reproducible: on an EPYC whose ratio lies at 3.8-4.2, around the
+    threshold of then (4x), six processes chose bf16 four times and float32 twice, and the same seed gave another
+    model and other flows from one run to the next (BENCHMARKS.md). If the file cannot be written, the process keeps its
     own measurement."""
     path, key = cache_file(), f"{cpu_name()} | torch {torch.__version__} | {torch.get_num_threads()} threads"
     kept = _read_kept(path)

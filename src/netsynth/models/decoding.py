@@ -106,9 +106,9 @@ class _Projection:
 
     For a float nn.Linear that is one product over a weight with the scale and the rotations folded in, stored
     transposed for torch.mm (F.linear transposes at every call) and in `dtype` when given (the autocast dtype: autocast
-    keeps the casts of leaf parameters only, so it would cast a folded weight again at every product, which at one
-    flow took most of a bf16 step; BENCHMARKS.md). Any other layer (int8-quantized: its own class, or int8 weights in
-    an nn.Linear) runs as itself, the scale and rotation applied around it."""
+    keeps only the casts of leaf tensors that require grad, so it would cast a folded weight again at every product,
+    which at one flow took most of a bf16 step; BENCHMARKS.md). Any other layer (int8-quantized: its own class, or
+    int8 weights in an nn.Linear) runs as itself, the scale and rotation applied around it."""
 
     def __init__(self, layer, scale: torch.Tensor | None = None, rotation: torch.Tensor | None = None,
                  dtype: torch.dtype | None = None):
@@ -252,8 +252,9 @@ class MambaDecoder:
             dt, B, C = torch.split(p.x_proj(xs), [rank, mixer.ssm_state_size, mixer.ssm_state_size], dim=-1)
             dt = F.softplus(p.dt_proj(dt))  # [B, E]
             # exp(dt A) as 2^(dt A log2(e)): torch.exp opens a parallel region above 2,048 elements, and at one flow
-            # ([1, E, N] = 2,304 here) waking the thread that waits passively took longer than the whole layer
-            ssm.mul_(torch.exp2(dt[..., None] * p.A_log2e)).add_((dt * xs)[..., None] * B[:, None])  # one [B, E, N] product, not two
+            # ([1, E, N] = 2,304 here) waking the thread that waits passively took longer than the whole layer;
+            # one [B, E, N] product, not two
+            ssm.mul_(torch.exp2(dt[..., None] * p.A_log2e)).add_((dt * xs)[..., None] * B[:, None])
             y = (ssm @ C[..., None].float())[..., 0] + xs * mixer.D
             x = x + p.out_proj((y * mixer.act(z)).to(z.dtype))
         return _logits(self.head, _rms(x, self.model.backbone.norm_f.variance_epsilon))
