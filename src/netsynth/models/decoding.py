@@ -106,8 +106,8 @@ class _Projection:
 
     For a float nn.Linear that is one product over a weight with the scale and the rotations folded in, stored
     transposed for torch.mm (F.linear transposes at every call) and in `dtype` when given (the autocast dtype: autocast
-    keeps only the casts of leaf tensors that require grad, so it would cast a folded weight again at every product,
-    which at one flow took most of a bf16 step; BENCHMARKS.md). Any other layer (int8-quantized: its own class, or
+    keeps only the casts of leaf tensors that require grad, and none under inference mode, where the sampler runs, so
+    it would cast a folded weight again at every product; BENCHMARKS.md). Any other layer (int8-quantized: its own class, or
     int8 weights in an nn.Linear) runs as itself, the scale and rotation applied around it."""
 
     def __init__(self, layer, scale: torch.Tensor | None = None, rotation: torch.Tensor | None = None,
