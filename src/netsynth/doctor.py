@@ -54,14 +54,16 @@ def device_finding() -> Finding:
     import torch
 
     from netsynth import precision
+    from netsynth.models import create
     from netsynth.models.sequence import BF16_MIN_FLOWS
     from netsynth.train import resolve_device
 
     device = resolve_device("auto")
     what = torch.cuda.get_device_name(0) if device.type == "cuda" else f"{platform.machine()} CPU"
-    used = precision.resolve("auto", device)
+    llama = create("llama")
+    used = llama.resolve_precision("auto", device)
     small = ""
-    if used == "bf16" and device.type == "cpu":
+    if llama.sampling_precision("auto", device, 1) != used:
         small = f", sampling float32 below {BF16_MIN_FLOWS} flows at a time"
     return Finding("device", f"{device} ({what}), {usable_cores()} usable CPU cores, {torch.get_num_threads()} "
                              f"torch threads; llama's {precision.describe(used, 'auto', device)}{small}")
