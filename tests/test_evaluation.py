@@ -9,7 +9,7 @@ import netsynth
 from netsynth import NetsynthError
 from netsynth.experiment import Split, generate_step, synthetic_sets
 from netsynth.metrics import METRIC_NAMES
-from netsynth.summary import one_draw_models
+from netsynth.summary import model_tstr, one_draw_models, tstr_rows
 from netsynth.tasks.augmentation import FlowPool, augmentation_curve
 from netsynth.tasks.tstr import forest_f1
 from test_cli_ingest import error_line, run
@@ -172,6 +172,41 @@ def test_benchmark_resumes_redoes_and_refuses_another_dataset(capsys, demo_flows
     (tmp_path / "r" / "report.md").unlink()
     code, out, _ = run(capsys, "report", str(tmp_path / "r"))
     assert code == 0 and (tmp_path / "r" / "report.md").read_text() == report
+
+
+def test_benchmark_trains_a_model_per_seed(capsys, demo_flows, split, tmp_path):
+    demo_flows.write(tmp_path / "flows.parquet")
+    args = ["benchmark", str(tmp_path / "flows.parquet"), "-o", str(tmp_path / "r"), "--models", "markov,cvae", "--quick",
+            "--seeds", "2", "--no-efficiency"]
+    code, _, err = run(capsys, *args)
+    assert code == 0
+    steps = json.loads((tmp_path / "r" / "results.json").read_text())["steps"]
+    # the Markov chain is its counts, which no seed changes: its seeds stay draws of one model
+    assert "tstr:markov:seed1" not in steps and steps["tstr:cvae:seed1"]["train"]["train_options"]["seed"] == 1
+    models = tmp_path / "r" / "cache" / "models"
+    first, second = netsynth.load(models / "cvae"), netsynth.load(models / "cvae-seed1")
+    assert not first.sample({"remote-shell": 20}, seed=0).equals(second.sample({"remote-shell": 20}, seed=0))
+    row = {r["approach"]: r for r in tstr_rows(steps, ["markov", "cvae"])}
+    assert row["cvae"]["f1"] == [steps["tstr:cvae"]["f1"][0], steps["tstr:cvae:seed1"]["f1"]] and row["cvae"]["models"] == 2
+    assert row["markov"]["f1"] == steps["tstr:markov"]["f1"] and row["markov"]["models"] == 1
+    assert "| class fidelity % | trained models |" in (tmp_path / "r" / "report.md").read_text()
+
+    code, _, err = run(capsys, *args, "--resume", "--one-model")
+    assert "was run with other settings (model_per_seed differ)" in error_line(code, err)
+    code, _, err = run(capsys, *args, "--resume", "--redo", "cvae")  # the seed's model goes with the kind's
+    redone = json.loads((tmp_path / "r" / "results.json").read_text())["steps"]
+    assert code == 0 and "[done already] tstr:cvae:seed1" not in err
+    assert redone["tstr:cvae:seed1"]["f1"] == steps["tstr:cvae:seed1"]["f1"]  # the same seed: the same model again
+
+    code, _, err = run(capsys, *args[:3], str(tmp_path / "one"), *args[4:], "--one-model")
+    assert code == 0 and not any(":seed" in name for name in json.loads((tmp_path / "one" / "results.json").read_text())["steps"])
+
+
+def test_model_tstr_orders_the_seeds_models():
+    steps = {"tstr:m": {"f1": [0.5, 0.6], "class_fidelity": 0.7}, "tstr:m:seed10": {"f1": 0.3, "class_fidelity": 0.1},
+             "tstr:m:seed2": {"f1": 0.2, "class_fidelity": 0.4}}
+    assert model_tstr(steps, "m") == {"f1": [0.5, 0.2, 0.3], "class_fidelity": pytest.approx(0.4), "models": 3}
+    assert model_tstr({"tstr:m": steps["tstr:m"]}, "m") == {"f1": [0.5, 0.6], "class_fidelity": 0.7, "models": 1}
 
 
 def test_benchmark_bad_settings(capsys, demo_flows, tmp_path):

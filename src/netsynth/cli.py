@@ -437,7 +437,10 @@ def privacy(train_file, test_file, synth_file, model_dir, output, seed):
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Results folder.")
 @click.option("--models", default=None, help="Generative kinds to compare [default: all of them, see `netsynth models`].")
 @click.option("--fractions", default=None, help="Kept fractions for augmentation [default: 0.05,0.1,0.15,0.2].")
-@click.option("--seeds", type=int, default=None, help="Seeds for splits of the augmentation and forests [default: 3].")
+@click.option("--seeds", type=int, default=None,
+              help="Seeds: a model trained, a draw and a forest each, and the augmentation's splits [default: 3].")
+@click.option("--one-model", is_flag=True,
+              help="Train each model once; its seeds score draws of it (faster; leaves out the spread between trainings).")
 @click.option("--epochs", type=int, default=None, help="Epochs of every neural model [default: each model's own].")
 @click.option("--target-cap", type=int, default=None, help="Top classes up to at most this many flows (default: the majority's size).")
 @click.option("--bin-width", type=int, default=None, help="Fidelity histogram bins in bytes [default: 1, exact values].")
@@ -448,8 +451,8 @@ def privacy(train_file, test_file, synth_file, model_dir, output, seed):
 @click.option("--redo", default=None, metavar="KINDS",
               help="With --resume: train these models again (after a change), and redo what used their flows.")
 @click.option("--overwrite", is_flag=True, help="Discard the results (and cached models) the folder holds and start again.")
-def benchmark(flows_file, output, models, fractions, seeds, epochs, target_cap, bin_width, no_efficiency, timing, quick,
-              resume, redo, overwrite):
+def benchmark(flows_file, output, models, fractions, seeds, one_model, epochs, target_cap, bin_width, no_efficiency,
+              timing, quick, resume, redo, overwrite):
     """Answer the paper's four research questions on a FlowSet: results.json, report.md, CSVs, plots."""
     import shutil
 
@@ -464,7 +467,7 @@ def benchmark(flows_file, output, models, fractions, seeds, epochs, target_cap, 
             (Path(output) / "results.json").unlink(missing_ok=True)
             shutil.rmtree(Path(output) / "cache", ignore_errors=True)
         given = {"models": [m.strip() for m in models.split(",") if m.strip()] if models else None, "seeds": seeds,
-                 "epochs": epochs, "target_cap": target_cap, "bin_width": bin_width, "efficiency": not no_efficiency,
+                 "model_per_seed": False if one_model else None, "epochs": epochs, "target_cap": target_cap, "bin_width": bin_width, "efficiency": not no_efficiency,
                  "timing": timing}
         redo = [k.strip() for k in (redo or "").split(",") if k.strip()]
         run_benchmark(flows_file, output, given, fractions, quick, resume, redo)

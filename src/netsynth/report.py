@@ -148,14 +148,19 @@ def _rq2(out: Path, steps: dict, models: list[str], settings: dict, compare: boo
     one_draw = one_draw_models(steps, models, settings)  # marked with a *
     rows = [[display(r["approach"]) + (" *" if r["approach"] in one_draw else ""), _pct(r["f1"]),
              "" if r["delta"] is None else f"{r['delta']:+.2f}", "" if r["ratio"] is None else f"{r['ratio']:.2f}",
-             "-" if r["class_fidelity"] is None else f"{100 * r['class_fidelity']:.1f}", *(r["paper"] if compare else [])]
+             "-" if r["class_fidelity"] is None else f"{100 * r['class_fidelity']:.1f}", r["models"] or "",
+             *(r["paper"] if compare else [])]
             for r in tstr_rows(steps, models)]
-    header = (["approach", "macro F1 % (mean ± std)", "vs real (points)", "ratio to real", "class fidelity %"]
+    header = (["approach", "macro F1 % (mean ± std)", "vs real (points)", "ratio to real", "class fidelity %",
+               "trained models"]
               + ([f"paper {d}" for d in paper.TSTR_F1] if compare else []))
     _write_csv(out / "tstr.csv", header, rows)
     return ["## RQ2: train on synthetic, test on real (Random Forest)", "",
             "Class fidelity: the share of flows that a forest trained on the real training flows labels with the "
-            "class they were generated for (for train on real: the real test flows' own share, its accuracy).", "",
+            "class they were generated for (for train on real: the real test flows' own share, its accuracy), "
+            "the mean over the trained models. Each seed trains a model of its own and scores a draw of it with a "
+            "forest of its own; where fewer models than seeds were trained (`--one-model`, the Markov chain, whose "
+            "counts no seed changes, or a run stopped before them), the seeds score draws of one model.", "",
             _table(header, rows), ""] + ([
             "\\* Scored by an earlier netsynth: the seeds trained on subsets of one pool of synthetic flows, which held "
             "fewer than one training set per seed, so the mean is largely one draw's (each seed now scores a draw of "
