@@ -39,6 +39,12 @@ def test_missing_path(capsys, tmp_path):
     assert "nope: no such file or folder" in error_line(code, err)
 
 
+def test_names_print_as_they_are(capsys, tmp_path):
+    """rich turns ":llama:" into an emoji unless told not to: a file name, or the benchmark's step tstr:llama:seed1."""
+    code, _, err = run(capsys, "ingest", str(tmp_path / ":llama:"), "-o", str(tmp_path / "o.parquet"))
+    assert ":llama:: no such file or folder" in error_line(code, err)
+
+
 def test_empty_folder(capsys, tmp_path):
     (tmp_path / "empty").mkdir()
     code, _, err = run(capsys, "ingest", str(tmp_path / "empty"), "-o", str(tmp_path / "o.parquet"))

@@ -17,8 +17,8 @@ from netsynth.models.options import NetsynthNote
 
 default_showwarning = warnings.showwarning
 
-console = Console(stderr=True, soft_wrap=True)  # long lines are not broken in logs and pipes
-out = Console(soft_wrap=True)
+console = Console(stderr=True, soft_wrap=True, emoji=False)  # long lines are not broken in logs and pipes
+out = Console(soft_wrap=True, emoji=False)  # ":llama:" in a step or file name stays text
 
 
 def track(iterable, total: int, what: str):
