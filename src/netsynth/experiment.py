@@ -31,6 +31,7 @@ from netsynth.models.registry import kind as kind_of, names
 from netsynth.tasks import efficiency as eff
 from netsynth.tasks.augmentation import augmentation_curve, augmentation_target, check_fractions, pool_counts
 from netsynth.tasks.tstr import FOREST, class_fidelity, forest, forest_f1
+from netsynth.summary import seed_model_steps
 from netsynth.timing import require_timing, timing_fidelity
 
 QUANTIZATIONS = ("int8-weight-only", "int8-dynamic")
@@ -320,7 +321,7 @@ def forget_model(res: Results, cache: Path, kind: str) -> None:
 
     for name in [f"{step}:{kind}" for step in ("train", "generate", "fidelity", "tstr", "privacy", "efficiency")] + \
             ([f"quantization:{m}" for m in ("float32", *QUANTIZATIONS)] if kind == "llama" else []) + \
-            [name for name in res.data["steps"] if name.startswith(f"tstr:{kind}:seed")]:
+            seed_model_steps(res.data["steps"], kind):
         res.forget(name)
     augmentation = res.data["steps"].get("augmentation")
     if augmentation:

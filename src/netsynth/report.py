@@ -17,7 +17,7 @@ from netsynth.metrics import METRIC_NAMES, METRICS
 from netsynth.models.registry import display, names
 from netsynth.timing import TIMING_METRICS
 from netsynth.summary import (augmentation_cells, efficiency_kinds, fidelity_series, mean_std, one_draw_models,
-                              quantization_modes, target_checks, tstr_rows)
+                              quantization_modes, seed_model_steps, target_checks, tstr_rows)
 
 
 def _pct(values) -> str:
@@ -131,11 +131,12 @@ def _training(steps: dict, models: list[str]) -> list[str]:
     """How long each model trained: epochs, optimizer steps (what diffusion needs), the best validation loss."""
     rows = []
     for m in models:
-        t = steps.get(f"train:{m}", {})
-        if t.get("epochs_run"):
-            best = t.get("history", {}).get("best_val_loss")
-            rows.append([display(m), t.get("train_options", {}).get("lr", "-"), t["epochs_run"], t.get("optimizer_steps", "-"),
-                         f"{best:.4f}" if best else "-", f"{t['train_seconds']:.0f}", t.get("machine", "-")])
+        for name, t in [(display(m), steps.get(f"train:{m}", {}))] + \
+                [(f"{display(m)}, seed {k.rsplit('seed', 1)[1]}", steps[k]["train"]) for k in seed_model_steps(steps, m)]:
+            if t.get("epochs_run"):
+                best = t.get("history", {}).get("best_val_loss")
+                rows.append([name, t.get("train_options", {}).get("lr", "-"), t["epochs_run"], t.get("optimizer_steps", "-"),
+                             f"{best:.4f}" if best else "-", f"{t['train_seconds']:.0f}", t.get("machine", "-")])
     if not rows:
         return []
     return ["## Training", "", "Early stopping on the validation loss (the best epoch's weights are kept).", "",

@@ -21,12 +21,17 @@ def fidelity_series(steps: dict, models: list[str]) -> list[tuple[str, dict]]:
     return [("floor", steps["floor"]["macro"])] + [(m, steps[f"fidelity:{m}"]["macro"]) for m in models]
 
 
+def seed_model_steps(steps: dict, m: str) -> list[str]:
+    """The steps of model m's own models of seeds 1 and up (`tstr:m:seedS`), in the order of their seeds."""
+    return sorted((k for k in steps if k.startswith(f"tstr:{m}:seed")), key=lambda k: int(k.rsplit("seed", 1)[1]))
+
+
 def model_tstr(steps: dict, m: str) -> dict:
     """TSTR of model `m`: F1 per seed, the mean class fidelity, and how many trained models the seeds scored. With a
     model per seed, seed 0 is the first model's own draw and every other seed its own model's (`tstr:m:seedS`);
     without (or before they were trained), every seed is a draw of the one model."""
     first = steps[f"tstr:{m}"]
-    others = sorted((k for k in steps if k.startswith(f"tstr:{m}:seed")), key=lambda k: int(k.rsplit("seed", 1)[1]))
+    others = seed_model_steps(steps, m)
     if not others:
         return {"f1": first["f1"], "class_fidelity": first.get("class_fidelity"), "models": 1}
     fidelities = [first.get("class_fidelity")] + [steps[k]["class_fidelity"] for k in others]
