@@ -92,6 +92,23 @@ def test_same_seed_trains_the_same_model(small_train):
         assert np.array_equal(va, vb), k
 
 
+@pytest.mark.parametrize("kind", ["llama", "mamba"])
+def test_a_class_balanced_loss_is_the_loss_of_classes_oversampled_to_one_count(kind):
+    """Three flows of a and one of b: b's flow weighs 3 times each of a's, as three copies of it would."""
+    import torch
+    train = FlowSet.from_signed(np.array([[100, -60, 0], [120, -60, 40], [100, 0, 0], [-300, 200, 0]]), ["a"] * 3 + ["b"])
+    model = netsynth.create(kind, **TINY[kind], class_balance=True).fit(train, epochs=1)
+    ids = torch.from_numpy(model.codec_.encode(train))
+    with torch.no_grad():
+        balanced = model._loss(model.module_, ids)
+        model._token_weights = None
+        oversampled = model._loss(model.module_, ids[[0, 1, 2, 3, 3, 3]])
+        plain = model._loss(model.module_, ids)
+    assert torch.allclose(balanced, oversampled, atol=1e-6) and not torch.allclose(balanced, plain, atol=1e-4)
+    with pytest.raises(NetsynthError, match="class_balance weighs flows by their class's count"):
+        netsynth.create(kind, **TINY[kind], class_balance=True).fit(train, epochs=1, dp_epsilon=4)
+
+
 def test_unknown_kind_and_setting_list_the_valid_ones():
     with pytest.raises(NetsynthError, match="unknown model kind 'gpt'; known kinds: cvae, diffusion, fast-retransmit"):
         netsynth.create("gpt")

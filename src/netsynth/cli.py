@@ -467,8 +467,8 @@ def benchmark(flows_file, output, models, fractions, seeds, one_model, epochs, t
             (Path(output) / "results.json").unlink(missing_ok=True)
             shutil.rmtree(Path(output) / "cache", ignore_errors=True)
         given = {"models": [m.strip() for m in models.split(",") if m.strip()] if models else None, "seeds": seeds,
-                 "model_per_seed": False if one_model else None, "epochs": epochs, "target_cap": target_cap, "bin_width": bin_width, "efficiency": not no_efficiency,
-                 "timing": timing}
+                 "model_per_seed": False if one_model else None, "epochs": epochs, "target_cap": target_cap,
+                 "bin_width": bin_width, "efficiency": not no_efficiency, "timing": timing}
         redo = [k.strip() for k in (redo or "").split(",") if k.strip()]
         run_benchmark(flows_file, output, given, fractions, quick, resume, redo)
 

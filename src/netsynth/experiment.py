@@ -28,10 +28,10 @@ from netsynth.machine import usable_cores
 from netsynth.metrics import fidelity, real_floor
 from netsynth.models.base import create, data_hash, load
 from netsynth.models.registry import kind as kind_of, names
+from netsynth.summary import seed_model_steps
 from netsynth.tasks import efficiency as eff
 from netsynth.tasks.augmentation import augmentation_curve, augmentation_target, check_fractions, pool_counts
 from netsynth.tasks.tstr import FOREST, class_fidelity, forest, forest_f1
-from netsynth.summary import seed_model_steps
 from netsynth.timing import require_timing, timing_fidelity
 
 QUANTIZATIONS = ("int8-weight-only", "int8-dynamic")

@@ -37,6 +37,11 @@ BF16_MIN_FLOWS = 128
 @dataclass
 class TokenSettings:
     vocabulary: str = "full"  # full (the paper's 2 x max_size lengths) | observed (lengths seen in training)
+    # Each flow's tokens weighted by N / (C n_c), its class's inverse share of the N training flows of C classes, so
+    # that every class weighs the same in the loss, as if each were oversampled to the same count (class-balanced
+    # loss, as in long-tailed classification; p(flow | class), what the model learns, is the same target). Off by
+    # default until it is measured on every dataset of the results (BENCHMARKS.md, "A class-balanced loss").
+    class_balance: bool = False
 
 
 class CausalLMGenerator(NeuralGenerator):
@@ -52,6 +57,15 @@ class CausalLMGenerator(NeuralGenerator):
             raise NetsynthError(f"{self.kind}: vocabulary 'observed' lists the lengths seen in training, which DP-SGD's "
                                 "guarantee does not cover: keep the full vocabulary with --dp-epsilon")
         self.codec_ = TokenCodec.fit(train, self.max_size_, self.config.vocabulary)
+        self._token_weights = None
+        if self.config.class_balance:
+            if private:
+                raise NetsynthError(f"{self.kind}: class_balance weighs flows by their class's count, which DP-SGD's "
+                                    "guarantee does not cover: leave it off with --dp-epsilon")
+            counts = np.bincount(train.codes, minlength=len(self.classes_)).astype(np.float32)
+            weights = np.zeros(self.codec_.vocab_size, dtype=np.float32)  # by class token, read off each flow's first
+            weights[self.codec_.class_token(np.arange(len(counts)))] = counts.sum() / (len(counts) * np.maximum(counts, 1))
+            self._token_weights = torch.from_numpy(weights)
 
     def _restore_codec(self, config: dict) -> None:
         self.codec_ = TokenCodec.from_dict(config["codec"])
@@ -119,7 +133,11 @@ class CausalLMGenerator(NeuralGenerator):
         target = ids[:, 1:]
         keep = target != PAD
         logits = module.get_output_embeddings()(hidden[keep]).float()
-        loss = F.cross_entropy(logits, target[keep])
+        if self._token_weights is None:
+            loss = F.cross_entropy(logits, target[keep])
+        else:
+            weight = self._token_weights.to(ids.device)[ids[:, 0]][:, None].expand_as(target)[keep]
+            loss = (F.cross_entropy(logits, target[keep], reduction="none") * weight).sum() / weight.sum()
         if iat_bins is None:
             return loss
         # The gap head learns from the network's states without changing them, and the loss it adds has gradients
