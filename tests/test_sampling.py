@@ -154,20 +154,23 @@ def test_a_mamba_saved_before_class_every_step_loads_and_samples_as_it_was(small
     assert np.array_equal(loaded.sample(n_per_class=5, seed=0).signed, model.sample(n_per_class=5, seed=0).signed)
 
 
-def test_draw_frequencies_match_the_probabilities():
-    p = torch.tensor([0.0, 0.1, 0.25, 0.0, 0.05, 0.6, 0.0])
+@pytest.mark.parametrize("block", [64, 3, 2])  # one level (the row fits a block); blocks with a shorter last one; even
+def test_draw_frequencies_match_the_probabilities(block):
+    p = torch.tensor([0.0, 0.1, 0.25, 0.0, 0.05, 0.5, 0.1, 0.0])[:7 if block == 3 else 8]  # block 3: the last has mass
     n = 200_000
-    ids = draw(p.expand(n, -1), torch.Generator().manual_seed(0))[:, 0].numpy()
+    ids = draw(p.expand(n, -1), torch.Generator().manual_seed(0), block=block)[:, 0].numpy()
     counts = np.bincount(ids, minlength=len(p))
-    assert counts[p.numpy() == 0].sum() == 0  # a token of probability zero is never drawn
+    assert len(counts) == len(p) and counts[p.numpy() == 0].sum() == 0  # a token of probability zero is never drawn
     expected = n * p.double().numpy() / p.double().sum().item()
     nonzero = expected > 0
     assert chisquare(counts[nonzero], expected[nonzero]).pvalue > 1e-3
 
 
-def test_draw_with_u_zero_skips_leading_zero_probability_tokens(monkeypatch):
+@pytest.mark.parametrize("block", [64, 2])
+def test_draw_with_u_zero_skips_leading_zero_probability_tokens(monkeypatch, block):
     monkeypatch.setattr(torch, "rand", lambda shape, generator=None, device=None: torch.zeros(shape))
-    assert draw(torch.tensor([[0.0, 0.0, 0.3, 0.7]]), torch.Generator())[0, 0] == 2
+    probs = torch.tensor([[0.0, 0.0, 0.0, 0.3, 0.7]]).expand(64, -1)  # 64 rows: two levels where the block is short
+    assert (draw(probs, torch.Generator(), block=block)[:, 0] == 3).all()
 
 
 @pytest.mark.parametrize("mode", ["int8-dynamic", "int8-weight-only"])

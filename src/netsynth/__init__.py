@@ -12,6 +12,10 @@ if "OMP_WAIT_POLICY" not in os.environ:
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
+from netsynth.machine import keep_freed_memory  # noqa: E402
+
+keep_freed_memory()
+
 # torchao (imported by transformers and diffusers when installed) logs a warning for each CUDA-only kernel
 # library it cannot load on a CPU machine, torch warns about its enum registration, diffusers about
 # torchao tensor types it would need only to load torchao-serialized checkpoints, and transformers about mamba's

@@ -5,8 +5,8 @@ the products' weights once per model (_Projection: each RMSNorm's weight; llama'
 scale as a query and key weight per position; int8-quantized layers run as themselves), and owns only the state
 between steps:
 
-    LlamaDecoder   k, v [layers, T, B, kv_heads, head_dim]: keys and values of every position so far, position
-                   first, so that dropping flows moves only the positions written; the query of step t attends over
+    LlamaDecoder   k, v [T, layers, B, kv_heads, head_dim]: keys and values of every position so far, position
+                   first, so that dropping flows moves only the positions written, a prefix; the query of step t attends over
                    positions 0..t (all flows of a batch are at the same position)
     MambaDecoder   conv [layers, B, E, K]: the last K inputs of the causal convolution (K = conv_kernel);
                    ssm [layers, B, E, N]: the selective scan's state h_t (Gu & Dao, Algorithm 2: h_t = exp(dt A) h_{t-1}
@@ -44,17 +44,19 @@ class LlamaDecoder:
         self.model = model
         self.kv_heads = config.num_key_value_heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-        shape = (config.num_hidden_layers, length, batch, self.kv_heads, self.head_dim)
+        shape = (length, config.num_hidden_layers, batch, self.kv_heads, self.head_dim)
         # empty, not zeros: step t writes position t before anything reads it
-        self.k = torch.empty(shape, device=weight.device, dtype=weight.dtype)
-        self.v = torch.empty(shape, device=weight.device, dtype=weight.dtype)
+        self._k, self._v = (_Rows(shape, 2, weight.device, weight.dtype) for _ in "kv")
         self.layers, self.head = _folded(model, length, _folded_llama, weights)
         self.t = 0
+
+    k = property(lambda self: self._k.state)
+    v = property(lambda self: self._v.state)
 
     def step(self, ids: torch.Tensor) -> torch.Tensor:
         """Logits [B, V] (float32) of the next token after `ids` [B], the tokens at position t."""
         x, t = F.embedding(ids, self.model.model.embed_tokens.weight), self.t
-        for p, k_cache, v_cache in zip(self.layers, self.k, self.v):
+        for p, k_cache, v_cache in zip(self.layers, self.k.unbind(1), self.v.unbind(1)):
             h = _rms(x, p.eps[0])
             q = p.q(h, t).unflatten(-1, (self.kv_heads, -1, self.head_dim))  # [B, kv_heads, group, head_dim]
             k_cache[t] = p.k(h, t).unflatten(-1, (-1, self.head_dim))
@@ -67,13 +69,16 @@ class LlamaDecoder:
 
     def snapshot(self) -> tuple:
         """The state after the steps so far (position count, keys and values), for `restore`."""
-        return self.t, self.k[:, :self.t].clone(), self.v[:, :self.t].clone()
+        return self.t, self.k[:self.t].clone(), self.v[:self.t].clone()
 
     def restore(self, snapshot: tuple, rows: torch.Tensor) -> None:
-        """Continue from the flows at `rows` of `snapshot` (rows may repeat; this decoder has len(rows) flows)."""
+        """Continue from the flows at `rows` of `snapshot` (rows may repeat; this decoder now has len(rows) flows, at
+        most as many as it was made for)."""
         self.t, k, v = snapshot
-        self.k[:, :self.t] = k[:, :, rows]
-        self.v[:, :self.t] = v[:, :, rows]
+        self._k.rows(len(rows))
+        self._v.rows(len(rows))
+        self.k[:self.t] = k[:, :, rows]
+        self.v[:self.t] = v[:, :, rows]
 
     @staticmethod
     def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -90,11 +95,45 @@ class LlamaDecoder:
         return (weights[..., None] * v[..., None, :]).sum(0).flatten(1)
 
     def keep(self, rows: torch.Tensor) -> None:
-        """Go on with only the flows at `rows` (indices into the current batch): the positions written so far
-        move to the first len(rows) slots of the cache, in place."""
-        for cache in (self.k, self.v):
-            cache[:, :self.t, :len(rows)] = cache[:, :self.t, rows]
-        self.k, self.v = self.k[:, :, :len(rows)], self.v[:, :, :len(rows)]
+        """Go on with only the flows at `rows` (indices into the current batch): only the positions written so far
+        move."""
+        self._k.keep(rows, self.t)
+        self._v.keep(rows, self.t)
+
+
+class _Rows:
+    """A decoder's state [P, ..., B, ...] (flows along `dim`, positions or layers first), held in one of two buffers
+    of its largest size. keep(rows) writes the kept flows into the other buffer with one index_select, laid out
+    contiguously for the smaller batch, and swaps: 3-6x faster than moving them within one buffer (a gather into
+    a temporary, then a copy back) at batch 1,024, where that move took a tenth of llama's sampling time
+    (BENCHMARKS.md), for twice the state's memory. What is written is always a prefix of a buffer, and the buffers
+    serve every batch of a sampling run (`rows`): memory the process has not touched yet costs a page fault per page,
+    twice the time of the move itself."""
+
+    def __init__(self, shape: tuple, dim: int, device, dtype: torch.dtype, zeros: bool = False):
+        self.dim, self.shape = dim, shape
+        # the second buffer at the first keep: one flow per call never drops a flow before the last step
+        self._buffers = [(torch.zeros if zeros else torch.empty)(math.prod(shape), device=device, dtype=dtype), None]
+        self.rows(shape[dim])
+
+    def _view(self, buffer: int, rows: int) -> torch.Tensor:
+        shape = list(self.shape)
+        shape[self.dim] = rows
+        return self._buffers[buffer][:math.prod(shape)].view(shape)
+
+    def rows(self, rows: int) -> None:
+        """Start over with `rows` flows (at most the initial size); what the state then holds is undefined."""
+        self._current, self.state = 0, self._view(0, rows)
+
+    def keep(self, rows: torch.Tensor, upto: int | None = None) -> None:
+        """Only the flows at `rows` along dim; with `upto`, only the first `upto` positions (dim 0) are moved, the
+        rest of the new state is unwritten."""
+        self._current = 1 - self._current
+        if self._buffers[self._current] is None:
+            self._buffers[self._current] = torch.empty_like(self._buffers[0])
+        kept = self._view(self._current, len(rows))
+        torch.index_select(self.state[:upto], self.dim, rows, out=kept[:upto])
+        self.state = kept
 
 
 # At one token per flow a step is hundreds of tiny operations, so the Python around each one costs more than its
@@ -223,13 +262,16 @@ class MambaDecoder:
         config, weight = model.config, model.get_input_embeddings().weight
         self.model = model
         layers, width = config.num_hidden_layers, config.intermediate_size
-        self.conv = torch.zeros(layers, batch, width, config.conv_kernel, device=weight.device, dtype=weight.dtype)
+        self._conv = _Rows((layers, batch, width, config.conv_kernel), 1, weight.device, weight.dtype, zeros=True)
         # the scan's state stays float32 whatever the weights, as in transformers: it accumulates over every step
-        self.ssm = torch.zeros(layers, batch, width, config.state_size, device=weight.device)
+        self._ssm = _Rows((layers, batch, width, config.state_size), 1, weight.device, torch.float32, zeros=True)
         self.blocks, self.head = _folded(model, length, _folded_mamba, weights)
         # mamba's ClassAddedEmbedding adds the class token's embedding at every position: kept from the first step
         self.adds_class = getattr(model.backbone.embeddings, "adds_first_token", False)
         self.class_embedding = None
+
+    conv = property(lambda self: self._conv.state)
+    ssm = property(lambda self: self._ssm.state)
 
     def step(self, ids: torch.Tensor) -> torch.Tensor:
         """Logits [B, V] (float32) of the next token after `ids` [B], the tokens at the current position
@@ -264,18 +306,19 @@ class MambaDecoder:
         return self.conv.clone(), self.ssm.clone(), self.class_embedding
 
     def restore(self, snapshot: tuple, rows: torch.Tensor) -> None:
-        """Continue from the flows at `rows` of `snapshot` (rows may repeat; this decoder has len(rows) flows)."""
+        """Continue from the flows at `rows` of `snapshot` (rows may repeat; this decoder now has len(rows) flows, at
+        most as many as it was made for)."""
         conv, ssm, class_embedding = snapshot
+        self._conv.rows(len(rows))
+        self._ssm.rows(len(rows))
         self.conv.copy_(conv[:, rows])
         self.ssm.copy_(ssm[:, rows])
         self.class_embedding = None if class_embedding is None else class_embedding[rows]
 
     def keep(self, rows: torch.Tensor) -> None:
-        """Go on with only the flows at `rows` (indices into the current batch), moved in place to the first
-        len(rows) slots: no fresh state of the batch's size at every step where a flow ends."""
-        for state in (self.conv, self.ssm):
-            state[:, :len(rows)] = state[:, rows]
-        self.conv, self.ssm = self.conv[:, :len(rows)], self.ssm[:, :len(rows)]
+        """Go on with only the flows at `rows` (indices into the current batch)."""
+        self._conv.keep(rows)
+        self._ssm.keep(rows)
         if self.class_embedding is not None:
             self.class_embedding = self.class_embedding[rows]
 
