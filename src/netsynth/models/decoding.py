@@ -6,8 +6,8 @@ scale as a query and key weight per position; int8-quantized layers run as thems
 between steps:
 
     LlamaDecoder   k, v [T, layers, B, kv_heads, head_dim]: keys and values of every position so far, position
-                   first, so that dropping flows moves only the positions written, a prefix; the query of step t attends over
-                   positions 0..t (all flows of a batch are at the same position)
+                   first, so that dropping flows moves only the positions written, a prefix of the cache; the query
+                   of step t attends over positions 0..t (all flows of a batch are at the same position)
     MambaDecoder   conv [layers, B, E, K]: the last K inputs of the causal convolution (K = conv_kernel);
                    ssm [layers, B, E, N]: the selective scan's state h_t (Gu & Dao, Algorithm 2: h_t = exp(dt A) h_{t-1}
                    + dt B_t x_t, y_t = C_t h_t + D x_t, gated by silu(z_t)); E = intermediate_size, N = state_size

@@ -3,10 +3,10 @@
 Sampling is a hand-written batched loop rather than `generate()`: it masks impossible tokens (<PAD>, class tokens,
 <UNK>, and <EOS> before the first packet), draws each token by inverse-CDF sampling (`draw`: a uniform number per
 flow against the cumulative distribution of blocks of tokens, another within the drawn block; exact like Gumbel-max,
-but 2B numbers per step instead of B x vocabulary, which dominates the cost on a CPU), and steps the model with netsynth's own cache (models/decoding.py), from which
-a flow leaves as soon as it draws <EOS>. The first sampling run of each model checks the decoder's second step
-against the model's full forward pass over the prefix, so a decoder that disagrees with transformers stops the run
-instead of giving wrong flows.
+but 2B numbers per step instead of B x vocabulary, which dominates the cost on a CPU), and steps the model with
+netsynth's own cache (models/decoding.py), from which a flow leaves as soon as it draws <EOS>. The first sampling
+run of each model checks the decoder's second step against the model's full forward pass over the prefix, so a
+decoder that disagrees with transformers stops the run instead of giving wrong flows.
 """
 from __future__ import annotations
 
@@ -258,7 +258,7 @@ def draw(probs: torch.Tensor, gen: torch.Generator, block: int = 64) -> torch.Te
     """One token [B, 1] per row of `probs` [B, V] (normalized or not), drawn in two levels: a block of `block`
     consecutive tokens (the last may be shorter) with its share of the row's total, then a token of the block with
     its share of the block's; by the chain rule, exactly the row's distribution. At batch 600 and 3,000 tokens,
-    torch's cumulative sum over whole rows took 2.5x the time of the block sums and two short cumulative sums
+    torch's cumulative sum over whole rows took 2.7x the time of the block sums and two short cumulative sums
     (BENCHMARKS.md), and a tenth of llama's sampling. Below 64 rows one level is faster (its fewer calls)."""
     size = probs.shape[1]
     if size <= block or len(probs) < 64:
