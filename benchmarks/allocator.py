@@ -4,7 +4,8 @@
 
 A saved llama or mamba samples `--flows` flows in batches of 1,024 (as `netsynth generate` does), five times per
 round, in a fresh process per round and setting, the two settings alternating: netsynth's (blocks of up to 32 MiB
-from the heap, freed memory kept) and glibc's default (GLIBC_TUNABLES set, which netsynth leaves alone). Prints
+from the heap, freed memory kept) and glibc's default (GLIBC_TUNABLES set to a check that changes nothing, so that
+netsynth leaves malloc as it is). Prints
 flows/s, minor page faults and kernel time per call, medians over the rounds.
 """
 import argparse

@@ -2,6 +2,7 @@
 a short spin) and what malloc keeps, unless the user says otherwise. Read when the libraries load, so each case is a
 fresh interpreter."""
 import os
+import platform
 import subprocess
 import sys
 
@@ -30,7 +31,7 @@ del blocks
 print((resident() - before) >> 20)"""
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="the allocator setting is glibc's")
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc" or sys.platform != "linux", reason="the setting is glibc's")
 def test_freed_memory_stays_in_the_process_unless_the_user_sets_malloc():
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
     kept_mib = {}
