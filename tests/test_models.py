@@ -279,3 +279,21 @@ def test_saved_weights_load_into_the_plain_transformers_model(kind, fitted, tmp_
         if getattr(model.config, "class_every_step", False):
             embeds = embeds + embeds[:, :1]
         assert torch.equal(plain.eval()(inputs_embeds=embeds).logits, model.module_(input_ids=ids).logits)
+
+
+def test_llama_trains_on_a_cpu_with_eager_attention_which_gives_sdpas_loss_and_gradients(small_train):
+    import torch
+
+    model = netsynth.create("llama", **TINY["llama"]).fit(small_train, epochs=1, batch_size=16, device="cpu")
+    module = model.module_.train()
+    assert module.config._attn_implementation == "eager"
+    ids = torch.from_numpy(model.codec_.encode(small_train))[:32]
+    seen = {}
+    for kernel in ("eager", "sdpa"):
+        module.config._attn_implementation = kernel
+        module.zero_grad()
+        loss = model._loss(module, ids)
+        loss.backward()
+        seen[kernel] = loss.item(), torch.cat([p.grad.flatten() for p in module.parameters()])
+    assert abs(seen["eager"][0] - seen["sdpa"][0]) <= 1e-5
+    assert (seen["eager"][1] - seen["sdpa"][1]).abs().max() <= 1e-5 * seen["sdpa"][1].abs().max()

@@ -33,6 +33,12 @@ class Llama(CausalLMGenerator):
     # of float32 (BENCHMARKS.md); mamba's scan is elementwise work, which bf16 made slower on a CPU (0.70x sampling)
     auto_bf16 = True
 
+    def _train_on(self, device):
+        # On a CPU, transformers' eager attention (two products and a softmax) trained an epoch 1.3x faster than
+        # scaled_dot_product_attention under bf16 autocast at these 11-token sequences, as fast in float32, with the
+        # same gradients to 3e-7 (BENCHMARKS.md, "Attention for training"); on a GPU the fused kernel stays.
+        self.module_.config._attn_implementation = "eager" if device.type == "cpu" else "sdpa"
+
     def _build(self):
         from transformers import LlamaConfig as HFConfig, LlamaForCausalLM
 

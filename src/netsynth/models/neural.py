@@ -37,6 +37,9 @@ class NeuralGenerator(Generator):
         """Parts a kind adds to the module it builds (llama and mamba: the timing head)."""
         return module
 
+    def _train_on(self, device: torch.device) -> None:
+        """What a kind sets on its module for training on `device` (llama: its attention kernel)."""
+
     def _tensors(self, train: FlowSet) -> tuple[torch.Tensor, ...]:
         raise NotImplementedError
 
@@ -59,6 +62,7 @@ class NeuralGenerator(Generator):
         shown = options.verbose or options.progress
         log = (lambda msg: print(msg, file=sys.stderr)) if shown and is_main_process() else None
         device = resolve_device(options.device)
+        self._train_on(device)
         settings = dataclasses.replace(options.train_settings(), precision=self._training_precision(options, device))
         if log:
             log(f"{self.kind}: {self.n_parameters:,} trainable parameters, {len(train)} flows, "
