@@ -34,9 +34,10 @@ class Llama(CausalLMGenerator):
     auto_bf16 = True
 
     def _train_on(self, device):
-        # On a CPU, transformers' eager attention (two products and a softmax) trained an epoch 1.3x faster than
+        # On a CPU, transformers' eager attention (two products and a softmax) trained an epoch 1.19-1.33x faster than
         # scaled_dot_product_attention under bf16 autocast at these 11-token sequences, as fast in float32, with the
-        # same gradients to 3e-7 (BENCHMARKS.md, "Attention for training"); on a GPU the fused kernel stays.
+        # same gradients to 5e-7 of the largest (BENCHMARKS.md, "Attention for training"); on a GPU, where nothing
+        # was measured, the fused kernel stays.
         self.module_.config._attn_implementation = "eager" if device.type == "cpu" else "sdpa"
 
     def _build(self):
