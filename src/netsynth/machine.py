@@ -23,7 +23,7 @@ def cpu_name() -> str:
 # glibc's malloc gives blocks above its mmap threshold back to the system when they are freed, and trims the heap
 # once the free memory at its top passes twice that threshold. A sampling run allocates tens of MB per step and
 # per batch (logits [B, V], the decoders' caches): at batch 1,024 freed memory went back and came again as page
-# faults, 10-26 thousand per call of llama's sampler and up to 41 ms of a 130 ms call in the kernel. Kept in the
+# faults, 10-26 thousand per call of llama's sampler and up to 41 ms of a 154 ms call in the kernel. Kept in the
 # process instead, 4,096 flows in batches of 1,024 sampled 1.07x faster (benchmarks/allocator.py, BENCHMARKS.md).
 # glibc reads the user's own MALLOC_* settings at startup; those win.
 _MALLOPT = {"MALLOC_MMAP_THRESHOLD_": (-3, 32 << 20), "MALLOC_TRIM_THRESHOLD_": (-1, 1 << 30)}  # M_*: glibc's malloc.h

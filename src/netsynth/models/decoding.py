@@ -104,11 +104,11 @@ class LlamaDecoder:
 class _Rows:
     """A decoder's state [P, ..., B, ...] (flows along `dim`, positions or layers first), held in one of two buffers
     of its largest size. keep(rows) writes the kept flows into the other buffer with one index_select, laid out
-    contiguously for the smaller batch, and swaps: 3-6x faster than moving them within one buffer (a gather into
+    contiguously for the smaller batch, and swaps: 3-7x faster than moving them within one buffer (a gather into
     a temporary, then a copy back) at batch 1,024, where that move took a tenth of llama's sampling time
     (BENCHMARKS.md), for twice the state's memory. What is written is always a prefix of a buffer, and the buffers
-    serve every batch of a sampling run (`rows`): memory the process has not touched yet costs a page fault per page,
-    twice the time of the move itself."""
+    serve every batch of a sampling run (`rows`): a move into memory the process had not touched yet took 2.3x as
+    long, its page faults included."""
 
     def __init__(self, shape: tuple, dim: int, device, dtype: torch.dtype, zeros: bool = False):
         self.dim, self.shape = dim, shape
