@@ -259,7 +259,7 @@ def draw(probs: torch.Tensor, gen: torch.Generator, block: int = 64) -> torch.Te
     consecutive tokens (the last may be shorter) with its share of the row's total, then a token of the block with
     its share of the block's; by the chain rule, exactly the row's distribution. At batch 600 and 3,000 tokens,
     torch's cumulative sum over whole rows took 2.7x the time of the block sums and two short cumulative sums
-    (BENCHMARKS.md), and a tenth of llama's sampling. Below 64 rows one level is faster (its fewer calls)."""
+    (BENCHMARKS.md), and 7 % of llama's sampling. Below 64 rows one level is faster (its fewer calls)."""
     size = probs.shape[1]
     if size <= block or len(probs) < 64:
         return _inverse_cdf(probs, gen)
