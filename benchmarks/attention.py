@@ -13,16 +13,14 @@ import time
 import netsynth  # before torch: its OpenMP settings (netsynth/__init__.py) apply only then, as in the CLI
 import numpy as np
 import torch
-from common import iot_train
+from common import iot_train, prepared
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--rounds", type=int, default=2)
 parser.add_argument("--train", help="a FlowSet to train on instead of the IoT Sentinel training split")
 args = parser.parse_args()
 train = netsynth.FlowSet.read(args.train) if args.train else iot_train()
-model = netsynth.create("llama")
-model.classes_, model.n_packets_, model.max_size_ = train.classes, train.n_packets, 1500
-model._prepare(train, private=False)
+model = prepared("llama", train)
 ids = torch.from_numpy(model.codec_.encode(train))[:10240]
 
 

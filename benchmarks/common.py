@@ -20,6 +20,18 @@ def iot_train():
     return iot_split()[0]
 
 
+def prepared(kind: str, train):
+    """A model of `kind` at its defaults, set up for `train` as fitting it would be (classes, codec) but untrained:
+    the benchmarks that time a training step build its module themselves (training.py, attention.py,
+    diffusion_step.py)."""
+    import netsynth
+
+    model = netsynth.create(kind)
+    model.classes_, model.n_packets_, model.max_size_ = train.classes, train.n_packets, 1500
+    model._prepare(train, private=False)
+    return model
+
+
 def matmul_peak(dtype=None, size: int = 1024, repeats: int = 5) -> float:
     """The matmul rate in GFLOP/s (best of `repeats` products of two size x size matrices) of the device that
     netsynth trains and samples on here: the GPU where there is one (then at size 8192: a GPU's peak needs large

@@ -12,7 +12,7 @@ import time
 
 import netsynth  # before torch: its OpenMP settings (netsynth/__init__.py) apply only then, as in the CLI
 import torch
-from common import iot_train, matmul_peak
+from common import iot_train, matmul_peak, prepared
 
 from netsynth.precision import autocast
 
@@ -22,9 +22,7 @@ parser.add_argument("--steps", type=int, default=8)
 parser.add_argument("--train", help="a FlowSet to train on instead of the IoT Sentinel training split")
 args = parser.parse_args()
 train = netsynth.FlowSet.read(args.train) if args.train else iot_train()
-model = netsynth.create("diffusion")
-model.classes_, model.n_packets_, model.max_size_ = train.classes, train.n_packets, 1500
-model._prepare(train, private=False)
+model = prepared("diffusion", train)
 images, codes = model._tensors(train)
 cpu = torch.device("cpu")
 

@@ -18,7 +18,7 @@ import time
 
 import netsynth  # before torch: its OpenMP settings (netsynth/__init__.py) apply only then, as in the CLI
 import torch
-from common import iot_train, matmul_flops_per_token, matmul_peak
+from common import iot_train, matmul_flops_per_token, matmul_peak, prepared
 from netsynth.codecs.tokens import PAD
 
 parser = argparse.ArgumentParser()
@@ -32,9 +32,7 @@ print(f"{platform.processor() or platform.machine()}, torch threads {torch.get_n
       f"{peak['fp32']:.0f} GFLOP/s float32, {peak['bf16']:.0f} bf16; {len(train)} flows ({n_train} trained per "
       "epoch), batch 256")
 
-model = netsynth.create("llama")
-model.classes_, model.n_packets_, model.max_size_ = train.classes, train.n_packets, 1500
-model._prepare(train, private=False)
+model = prepared("llama", train)
 ids = torch.from_numpy(model.codec_.encode(train))[:n_train]
 
 
