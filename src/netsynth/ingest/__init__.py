@@ -93,58 +93,75 @@ def ingest(paths: Sequence[str | os.PathLike], options: IngestOptions = IngestOp
            workers: int | None = None, progress: Callable[[Iterable, int, str], Iterable] | None = None,
            ) -> tuple[FlowSet, IngestReport]:
     """Read every input into one FlowSet; returns it with a report of what was read, skipped and dropped."""
-    rule = LabelRule.parse(label_from)
-    report = IngestReport()
-    builder = FlowBuilder(options, report)
-    track = progress or (lambda it, total, what: it)
-    files = _expand(paths)
+    reading = _Reading(_expand(paths), LabelRule.parse(label_from), FlowBuilder(options, IngestReport()))
+    captures, others = reading.by_format()
+    flowsets = reading.tables(others, columns)
+    reading.captures(captures, options, workers, progress or (lambda it, total, what: it))
+    return reading.flows(paths, flowsets, min_flows), reading.report
 
-    def skip(path: Path, message: str) -> None:
+
+class _Reading:
+    """One ingest run: the inputs by format, each read into the shared FlowBuilder, and what was read or skipped."""
+
+    def __init__(self, files: list[tuple[Path, Path]], rule: LabelRule, builder: FlowBuilder):
+        self.files, self.rule, self.builder, self.report = files, rule, builder, builder.report
+        self.measures: list[str] = []  # what the lengths of each input read measure
+
+    def skip(self, path: Path, message: str) -> None:
         """A damaged input is fatal alone, and reported and skipped among others."""
-        if len(files) == 1:
+        if len(self.files) == 1:
             raise NetsynthError(message)
-        report.skipped.append((str(path), message.split(": ", 1)[-1]))
+        self.report.skipped.append((str(path), message.split(": ", 1)[-1]))
 
-    captures, others = [], []
-    for path, root in files:
-        try:
-            kind = detect_format(path)
-        except (NetsynthError, OSError) as e:
-            skip(path, str(e) if isinstance(e, NetsynthError) else f"{path}: {e.strerror}")
-            continue
-        (captures if kind == "capture" else others).append((path, root, kind))
-
-    if rule.kind == "ndpi" and others:
-        raise NetsynthError(f"{others[0][0]}: --label-from ndpi applies to captures only")
-    if rule.kind == "column" and captures:
-        raise NetsynthError(f"{captures[0][0]}: --label-from column:NAME applies to tables and JSON, not captures")
-
-    flowsets, measures = [], []
-    for path, root, kind in others:
-        try:
-            if kind == "flowset":
-                flowsets.append(FlowSet.read(path))
-                report.inputs_read.append(str(path))
+    def by_format(self) -> tuple[list, list]:
+        """(captures, others): (path, root, format) of every readable input; the label rule must fit them."""
+        captures, others = [], []
+        for path, root in self.files:
+            try:
+                kind = detect_format(path)
+            except (NetsynthError, OSError) as e:
+                self.skip(path, str(e) if isinstance(e, NetsynthError) else f"{path}: {e.strerror}")
                 continue
-            if kind == "mirage":
-                records, cesnet = list(read_mirage(path, rule)), False
-            else:
-                df = read_table(path)
-                cesnet = is_cesnet(df)
-                records = list(read_cesnet(df, path, rule) if cesnet else read_sequences(df, path, rule, columns))
-        except NetsynthError as e:
-            skip(path, str(e))
-            continue
-        # several files: each is a capture or session, the group of its flows unless a column names one, so
-        # that splits keep a capture on one side (as for pcaps); one file alone has no such structure to keep
-        file_group = _group_name(path, root) if len(others) > 1 else None
-        for sizes, dirs, label, group, iat, service in records:
-            builder.add(sizes, dirs, label, file_group if group is None else group, iat, service)
-        report.inputs_read.append(str(path))
-        measures.append(_lengths_measure(kind, cesnet, columns))
+            (captures if kind == "capture" else others).append((path, root, kind))
+        if self.rule.kind == "ndpi" and others:
+            raise NetsynthError(f"{others[0][0]}: --label-from ndpi applies to captures only")
+        if self.rule.kind == "column" and captures:
+            raise NetsynthError(f"{captures[0][0]}: --label-from column:NAME applies to tables and JSON, not captures")
+        return captures, others
 
-    if captures:
-        want_ndpi = rule.kind == "ndpi"
+    def tables(self, others: list, columns: TableColumns) -> list[FlowSet]:
+        """Read MIRAGE JSON and tables into the builder; returns the FlowSets (netsynth's own Parquet) as they are."""
+        flowsets = []
+        for path, root, kind in others:
+            try:
+                if kind == "flowset":
+                    flowsets.append(FlowSet.read(path))
+                    self.report.inputs_read.append(str(path))
+                    continue
+                if kind == "mirage":
+                    records, cesnet = list(read_mirage(path, self.rule)), False
+                else:
+                    df = read_table(path)
+                    cesnet = is_cesnet(df)
+                    records = list(read_cesnet(df, path, self.rule) if cesnet
+                                   else read_sequences(df, path, self.rule, columns))
+            except NetsynthError as e:
+                self.skip(path, str(e))
+                continue
+            # several files: each is a capture or session, the group of its flows unless a column names one, so
+            # that splits keep a capture on one side (as for pcaps); one file alone has no such structure to keep
+            file_group = _group_name(path, root) if len(others) > 1 else None
+            for sizes, dirs, label, group, iat, service in records:
+                self.builder.add(sizes, dirs, label, file_group if group is None else group, iat, service)
+            self.report.inputs_read.append(str(path))
+            self.measures.append(_lengths_measure(kind, cesnet, columns))
+        return flowsets
+
+    def captures(self, captures: list, options: IngestOptions, workers: int | None, track) -> None:
+        """Read the captures through the flow meter, one worker process per core, into the builder."""
+        if not captures:
+            return
+        want_ndpi = self.rule.kind == "ndpi"
         args = [(str(p), options.n_packets, options.keep_empty, want_ndpi) for p, _, _ in captures]
         workers = workers or min(len(captures), usable_cores())
         if workers > 1:
@@ -155,40 +172,43 @@ def ingest(paths: Sequence[str | os.PathLike], options: IngestOptions = IngestOp
             results = _collect(track((_Done(read_capture, a) for a in args), len(args), "captures"))
         for (path, root, _), (result, error) in zip(captures, results):
             if error is not None:
-                skip(path, error)
+                self.skip(path, error)
                 continue
             flows, damage = result
             if damage:
-                report.partial.append((str(path), damage))
-            report.inputs_read.append(str(path))
-            measures.append(CAPTURE_LENGTHS)
+                self.report.partial.append((str(path), damage))
+            self.report.inputs_read.append(str(path))
+            self.measures.append(CAPTURE_LENGTHS)
             group = _group_name(path, root)
             # by default the folder names the class: the MIRAGE and IoT Sentinel layout data/<label>/*.pcap
-            file_label = rule.for_file(path) if rule.kind == "map" else path.parent.name
+            file_label = self.rule.for_file(path) if self.rule.kind == "map" else path.parent.name
             for sizes, dirs, iat, app, service in flows:
                 label = (None if app in UNKNOWN_NDPI else app) if want_ndpi else file_label
-                builder.add(sizes, dirs, label, group, iat, service)
+                self.builder.add(sizes, dirs, label, group, iat, service)
 
-    if not report.inputs_read:
-        reasons = "; ".join(f"{p}: {r}" for p, r in report.skipped[:3])
-        more = len(report.skipped) - 3
-        raise NetsynthError(f"none of {len(report.skipped)} inputs could be read ({reasons}"
-                            + (f"; and {more} more" if more > 0 else "") + ")")
-    parts = []
-    if report.flows_seen:
-        provenance = {"simulated": any(is_simulated(Path(p)) for p in paths),
-                      "lengths": "; ".join(dict.fromkeys(measures))}
-        parts.append(builder.build(min_flows=min_flows, meta={"sources": [str(p) for p in paths],
-                                                              "provenance": provenance}))
-    if flowsets:
-        parts += flowsets
-        report.flows_kept += sum(len(f) for f in flowsets)
-    flows = FlowSet.concat(parts) if len(parts) > 1 else parts[0]
-    if len(flows.classes) < 2:
-        source = report.inputs_read[0] if len(report.inputs_read) == 1 else f"{len(report.inputs_read)} inputs"
-        raise NetsynthError(f"{source}: labels have a single class ({flows.classes[0]!r}); "
-                            "a class-conditioned model needs at least two")
-    return flows, report
+    def flows(self, paths: Sequence[str | os.PathLike], flowsets: list[FlowSet], min_flows: int) -> FlowSet:
+        """The built flows and the FlowSets read as they are, as one FlowSet of at least two classes."""
+        report = self.report
+        if not report.inputs_read:
+            reasons = "; ".join(f"{p}: {r}" for p, r in report.skipped[:3])
+            more = len(report.skipped) - 3
+            raise NetsynthError(f"none of {len(report.skipped)} inputs could be read ({reasons}"
+                                + (f"; and {more} more" if more > 0 else "") + ")")
+        parts = []
+        if report.flows_seen:
+            provenance = {"simulated": any(is_simulated(Path(p)) for p in paths),
+                          "lengths": "; ".join(dict.fromkeys(self.measures))}
+            parts.append(self.builder.build(min_flows=min_flows, meta={"sources": [str(p) for p in paths],
+                                                                       "provenance": provenance}))
+        if flowsets:
+            parts += flowsets
+            report.flows_kept += sum(len(f) for f in flowsets)
+        flows = FlowSet.concat(parts) if len(parts) > 1 else parts[0]
+        if len(flows.classes) < 2:
+            source = report.inputs_read[0] if len(report.inputs_read) == 1 else f"{len(report.inputs_read)} inputs"
+            raise NetsynthError(f"{source}: labels have a single class ({flows.classes[0]!r}); "
+                                "a class-conditioned model needs at least two")
+        return flows
 
 
 class _Done:
