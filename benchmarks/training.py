@@ -7,15 +7,17 @@ size (256), float32:
 - "transformers loss": the module's own loss (`labels=`, <PAD> ignored), what a user of transformers writes;
 - "netsynth loss": netsynth's loss (the output layer only where there is a token to predict), so that the ratio
   shows what the loop adds (Accelerate, validation, checkpoints, schedule).
-netsynth's loop runs llama in float32 and in bf16 (--precision bf16); mamba, cvae and diffusion at their paper
-sizes in float32. Each llama row also gives its matmul work as a share of the machine's measured matmul peak.
+netsynth's loop runs llama in float32 and in bf16 (--precision bf16), each also through torch.compile (--compile;
+the compilation's epoch timed apart); mamba, cvae and diffusion at their paper sizes in float32. Each llama row also gives its matmul work as a share of the machine's measured matmul peak.
 """
 import argparse
+import os
 import platform
 import tempfile
 import time
 
-
+# the compiled rows time a first compilation, as a user's first run has it, not a hit in inductor's cache on disk
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="netsynth-inductor-"))
 import netsynth  # before torch: its OpenMP settings (netsynth/__init__.py) apply only then, as in the CLI
 import torch
 from common import iot_train, matmul_flops_per_token, matmul_peak, prepared
@@ -69,12 +71,19 @@ for name, rate in bare.items():
     seconds = n_train / rate
     print(f"llama bare PyTorch loop, {name:17s} {rate:6.0f} flows/s  {seconds:5.1f} s/epoch")
 
-for kind, precision in (("llama", "fp32"), ("llama", "bf16"), ("mamba", "fp32"), ("cvae", "fp32"), ("diffusion", "fp32")):
+RUNS = (("llama", "fp32", False), ("llama", "bf16", False), ("llama", "fp32", True), ("llama", "bf16", True),
+        ("mamba", "fp32", False), ("cvae", "fp32", False), ("diffusion", "fp32", False))
+for kind, precision, compiled in RUNS:
     with tempfile.TemporaryDirectory() as ckpt:
-        trained = netsynth.create(kind).fit(train, epochs=args.epochs, batch_size=256, patience=99,
-                                            checkpoint_dir=ckpt, precision=precision)
-    per_epoch = sum(trained.history_["seconds"]) / len(trained.history_["seconds"])
-    line = f"{kind:9s} {precision}  {n_train / per_epoch:7.0f} flows/s  {per_epoch:6.1f} s/epoch  {trained.n_parameters:,} parameters"
+        # compiled: one more epoch, whose time (the compilation's) is reported apart
+        trained = netsynth.create(kind).fit(train, epochs=args.epochs + compiled, batch_size=256, patience=99,
+                                            checkpoint_dir=ckpt, precision=precision, **({"compile": True} if compiled else {}))
+    seconds = trained.history_["seconds"][1:] if compiled else trained.history_["seconds"]
+    per_epoch = sum(seconds) / len(seconds)
+    line = (f"{kind:9s} {precision}{' compiled' if compiled else ''}  {n_train / per_epoch:7.0f} flows/s  "
+            f"{per_epoch:6.1f} s/epoch  {trained.n_parameters:,} parameters")
+    if compiled:
+        line += f"  (first epoch {trained.history_['seconds'][0] - per_epoch:+.0f} s: compilation)"
     if kind == "llama":
         work = llama_gflop(per_epoch)
         line += (f"  {work:.0f} GFLOP/s = {100 * work / peak[precision]:.0f} % of the {precision} peak | / bare loop: "

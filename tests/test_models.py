@@ -297,3 +297,32 @@ def test_llama_trains_on_a_cpu_with_eager_attention_which_gives_sdpas_loss_and_g
         seen[kernel] = loss.item(), torch.cat([p.grad.flatten() for p in module.parameters()])
     assert abs(seen["eager"][0] - seen["sdpa"][0]) <= 1e-5
     assert (seen["eager"][1] - seen["sdpa"][1]).abs().max() <= 1e-5 * seen["sdpa"][1].abs().max()
+
+
+def test_compiled_training_learns_what_eager_training_learns_and_saves_the_same_weights(small_train, tmp_path):
+    """--compile changes how the loss runs, not what is learned: the same seed gives the same losses, and the saved
+    model is an ordinary one (its state_dict keys unchanged)."""
+    import torch
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    runs = {compiled: netsynth.create("llama", **TINY["llama"]).fit(small_train, epochs=2, batch_size=16, device="cpu",
+                                                                     precision="fp32", compile=compiled)
+            for compiled in (False, True)}
+    assert counters["stats"]["unique_graphs"] >= 1  # the loss did go through dynamo
+    eager, compiled = runs[False].history_, runs[True].history_
+    np.testing.assert_allclose(compiled["train_loss"], eager["train_loss"], rtol=1e-4)
+    np.testing.assert_allclose(compiled["val_loss"], eager["val_loss"], rtol=1e-4)
+    assert runs[True].fit_options_["compile"] is True
+    runs[True].save(tmp_path / "model")
+    loaded = netsynth.load(tmp_path / "model")
+    assert loaded.module_.state_dict().keys() == runs[False].module_.state_dict().keys()
+    assert all(torch.equal(a, b) for a, b in zip(loaded.module_.state_dict().values(),
+                                                  runs[True].module_.state_dict().values()))
+
+
+def test_compile_is_refused_with_dp_and_noted_as_unused_for_other_kinds(small_train):
+    with pytest.raises(NetsynthError, match="--compile is not available with --dp-epsilon"):
+        netsynth.create("llama", **TINY["llama"]).fit(small_train, epochs=1, compile=True, dp_epsilon=4.0)
+    with pytest.warns(UserWarning, match="mamba does not use compile"):
+        netsynth.create("mamba", **TINY["mamba"]).fit(small_train, epochs=1, compile=True)

@@ -152,6 +152,14 @@ class Trainer:
                 bar.advance(total / count)
         return total / max(1, count)
 
+    def compiled(self) -> torch.nn.Module:
+        """The loss module through torch.compile (inductor): the elementwise work between the products (norms,
+        rotary embedding, activations, bf16 casts) fused into fewer kernels. The model's own weights and state_dict
+        are untouched; the wrapper shares them. The first epoch pays the compilation, and the first validation
+        pass a second one (gradients off)."""
+        self.log("compiling the loss (torch.compile): the first epoch includes the compilation")
+        return torch.compile(self.loss_module)
+
     def improved(self, val_loss: float) -> bool:
         """Keep the weights of the best validation loss so far; count the epochs since."""
         if val_loss < self.best - 1e-6:
@@ -172,7 +180,8 @@ class Trainer:
         epochs, patience = s.budget(len(loader))
         scheduler = self.schedule(optimizer, len(loader), epochs)
         # the loss is computed inside the prepared module's forward, so that a distributed wrapper sees it
-        module, prepared_optimizer, loader = self.accelerator.prepare(self.loss_module, optimizer, loader)
+        loss_module = self.compiled() if s.compile else self.loss_module
+        module, prepared_optimizer, loader = self.accelerator.prepare(loss_module, optimizer, loader)
         for epoch in range(self.start_epoch, epochs):
             if self.stop_or_cool_down(epoch, epochs, patience):
                 break

@@ -17,7 +17,7 @@ FIT_OPTIONS = frozenset(f.name for f in dataclasses.fields(FitOptions))
 
 
 class NeuralGenerator(Generator):
-    train_options = FIT_OPTIONS
+    train_options = FIT_OPTIONS - {"compile"}  # the kinds where torch.compile was measured add it (models/llama.py)
     private = True  # its loss keeps one row per flow (_private_loss)
     auto_bf16 = False  # whether precision auto may choose bf16 (only where its quality was measured, BENCHMARKS.md)
 
