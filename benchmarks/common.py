@@ -81,13 +81,13 @@ def trained_cvae(data: str | None, seed: int):
     return train, test, model
 
 
-def quality_lines(train, test, synth) -> tuple[str, str]:
-    """Two lines on `synth` (quality.py, cvae_prior.py): TSTR beside train on real and class fidelity; the six
-    metrics against the test split."""
+def quality_lines(train, test, synth, forest_seed: int = 0) -> tuple[str, str]:
+    """Two lines on `synth` (quality.py, cvae_prior.py, temperature.py): TSTR beside train on real and class
+    fidelity; the six metrics against the test split."""
     from netsynth.metrics import fidelity
     from netsynth.tasks.tstr import tstr
 
-    f1 = tstr(train, test, synth)
+    f1 = tstr(train, test, synth, seed=forest_seed)
     metrics = fidelity(test, synth, train=train)["macro"]
     return (f"TSTR {100 * f1['train_on_synthetic']:.1f} % (train on real {100 * f1['train_on_real']:.1f} %, ratio "
             f"{f1['train_on_synthetic'] / f1['train_on_real']:.2f}); class fidelity "
