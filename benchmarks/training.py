@@ -8,7 +8,8 @@ size (256), float32:
 - "netsynth loss": netsynth's loss (the output layer only where there is a token to predict), so that the ratio
   shows what the loop adds (Accelerate, validation, checkpoints, schedule).
 netsynth's loop runs llama in float32 and in bf16 (--precision bf16), each also through torch.compile (--compile;
-the compilation's epoch timed apart); mamba, cvae and diffusion at their paper sizes in float32. Each llama row also gives its matmul work as a share of the machine's measured matmul peak.
+the compilation's epoch timed apart); mamba, cvae and diffusion at their paper sizes in float32. Each llama row
+also gives its matmul work as a share of the machine's measured matmul peak.
 """
 import argparse
 import os

@@ -40,7 +40,7 @@ class TrainSettings:
     dp_epsilon: float | None = None  # train with differential privacy to this budget (DP-SGD for neural kinds); None: no DP
     dp_delta: float | None = None  # None: 1 / (10 x the training flows), well below 1 / n
     dp_max_grad_norm: float = 1.0  # per-flow gradient clipping bound of DP-SGD
-    compile: bool = False  # llama: the loss through torch.compile (netsynth.train); off: compiling takes longer than it saves on small sets
+    compile: bool = False  # llama: the loss through torch.compile (netsynth.train); off: on small sets it costs more than it saves
 
     def delta_for(self, n_flows: int) -> float:
         """The DP delta for a training set of `n_flows`: dp_delta, or 1 / (10 n) where none was given."""
