@@ -326,3 +326,18 @@ def test_compile_is_refused_with_dp_and_noted_as_unused_for_other_kinds(small_tr
         netsynth.create("llama", **TINY["llama"]).fit(small_train, epochs=1, compile=True, dp_epsilon=4.0)
     with pytest.warns(UserWarning, match="mamba does not use compile"):
         netsynth.create("mamba", **TINY["mamba"]).fit(small_train, epochs=1, compile=True)
+
+
+def test_a_compiler_that_fails_is_one_line_naming_the_way_out(small_train, monkeypatch):
+    import torch
+    import torch._inductor.config as inductor
+
+    monkeypatch.setattr(inductor, "fx_graph_cache", False)  # a compiled graph cached on disk would need no compiler
+    monkeypatch.setattr(inductor.cpp, "cxx", (None, "no-such-c++-compiler"))
+    try:
+        with pytest.raises(NetsynthError, match=r"--compile: torch.compile failed \(.*C\+\+ compiler.*\); train without"):
+            netsynth.create("llama", **TINY["llama"]).fit(small_train, epochs=1, batch_size=16, device="cpu",
+                                                          compile=True)
+    finally:
+        torch._dynamo.reset()  # no failed frame left for the tests after this one
+

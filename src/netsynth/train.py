@@ -158,7 +158,7 @@ class Trainer:
         are untouched; the wrapper shares them. The first epoch pays the compilation, and the first validation
         pass a second one (gradients off)."""
         self.log("compiling the loss (torch.compile): the first epoch includes the compilation")
-        return torch.compile(self.loss_module)
+        return Compiled(self.loss_module)
 
     def improved(self, val_loss: float) -> bool:
         """Keep the weights of the best validation loss so far; count the epochs since."""
@@ -341,6 +341,24 @@ class WithLoss(torch.nn.Module):
     def forward(self, *batch):
         with autocast(self.precision, batch[0].device):
             return self.loss_fn(self.model, *batch)
+
+
+class Compiled(torch.nn.Module):
+    """A module through torch.compile, whose compiler's failure (no working C++ compiler, say) is one line that
+    names the way out rather than inductor's traceback."""
+
+    def __init__(self, module: torch.nn.Module):
+        super().__init__()
+        self.inner = torch.compile(module)
+
+    def forward(self, *batch):
+        from torch._dynamo.exc import BackendCompilerFailed
+
+        try:
+            return self.inner(*batch)
+        except BackendCompilerFailed as e:
+            reason = str(e).strip().splitlines()[0]
+            raise NetsynthError(f"--compile: torch.compile failed ({reason}); train without --compile") from None
 
 
 VALIDATION_SEED = 0
