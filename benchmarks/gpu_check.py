@@ -1,6 +1,6 @@
 """GPU check: every neural kind trained on CUDA, sampled, saved, reloaded and sampled again; speed; llama TSTR.
 
-    python benchmarks/gpu_check.py [--epochs 3] [--train train.parquet --test test.parquet] [--device cpu]
+    python benchmarks/gpu_check.py [--epochs 3] [--train train.parquet --test test.parquet] [--device cpu] [--compile]
 
 Without --train/--test it splits ../shared/data/iot-sentinel (FlowSet.split(test_size=0.2, seed=0)); on a lent
 GPU machine, where ../shared does not travel, pass the two Parquet files of that split. `--device cpu` is a dry
@@ -10,7 +10,8 @@ What CUDA guarantees: the reloaded model has the same weights bit for bit (check
 distributions equal the original's (checked: each sampler against its full-forward reference). Flows are identical
 for the same seed only where the kernels are deterministic: the script samples the original model twice and the
 reloaded one once and prints the share of identical flows for each. `--deterministic` turns on PyTorch's
-deterministic algorithms (slower), under which the same seed gives the same flows on CUDA too.
+deterministic algorithms (slower), under which the same seed gives the same flows on CUDA too. `--compile` trains
+llama through torch.compile (`netsynth train --compile`; its s/epoch then includes the compilation).
 """
 import os
 import argparse
@@ -32,6 +33,7 @@ parser.add_argument("--test")
 parser.add_argument("--device", default="cuda")
 parser.add_argument("--kinds", default="llama,mamba,diffusion,cvae")
 parser.add_argument("--deterministic", action="store_true")
+parser.add_argument("--compile", action="store_true")
 args = parser.parse_args()
 if args.deterministic:
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's own condition for deterministic products
@@ -48,7 +50,7 @@ import transformers  # noqa: E402
 gpu = torch.cuda.get_device_name(0) if args.device == "cuda" else "CPU"
 print(f"{gpu}; torch {torch.__version__}, transformers {transformers.__version__}; "
       f"{len(train)} training flows, {len(test)} test flows, {len(train.classes)} classes, {args.epochs} epochs"
-      f"{', deterministic algorithms' if args.deterministic else ''}")
+      f"{', deterministic algorithms' if args.deterministic else ''}{', llama compiled' if args.compile else ''}")
 
 
 def timed(fn):
@@ -70,7 +72,8 @@ def same_weights(a, b) -> bool:
 
 counts = train.class_counts()
 for kind in args.kinds.split(","):
-    model, took = timed(lambda: netsynth.create(kind).fit(train, epochs=args.epochs, device=args.device))
+    compiled = {"compile": True} if args.compile and kind == "llama" else {}
+    model, took = timed(lambda: netsynth.create(kind).fit(train, epochs=args.epochs, device=args.device, **compiled))
     epochs = len(model.history_["epochs"])
     trained = epochs * round(len(train) * (1 - TrainSettings().val_fraction))
     synth = model.sample(counts, seed=0, device=args.device)
