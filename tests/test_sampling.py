@@ -14,8 +14,9 @@ from scipy.stats import chisquare
 import netsynth
 from netsynth import NetsynthError
 from netsynth.codecs.tokens import EOS
-from netsynth.models.decoding import decoder_for
+from netsynth.models.decoding import GraphedDecoder, _GRAPHED, decoder_for
 from netsynth.models.sequence import draw, sample_tokens, sampler_reference_error
+from netsynth.precision import autocast
 from test_models import TINY
 
 SETTINGS = [dict(temperature=1.0, top_k=0), dict(temperature=0.7, top_k=5)]
@@ -68,6 +69,21 @@ def test_every_step_draws_from_the_full_forward_distribution(trained, settings):
         drawn[flows, step] += 1
     assert (drawn == (np.arange(codec.n_packets) <= ends[:, None])).all()
     assert len(set(ends)) > 2 and ends.min() < codec.n_packets - 1  # mixed lengths: some flows ended mid-batch
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU (run on one: BENCHMARKS.md)")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_one_flow_per_call_on_cuda_replays_graphs_that_draw_what_the_eager_decoder_draws(trained, precision):
+    module, codec = copy.deepcopy(trained.module_).cuda(), trained.codec_
+    codes = np.arange(24) % len(trained.classes_)
+    with autocast(precision, torch.device("cuda")):
+        graphed = [sample_tokens(module, codec, codes[i:i + 1], seed=i, device="cuda") for i in range(len(codes))]
+        assert type(_GRAPHED[module][1]) is GraphedDecoder
+        eager = [sample_tokens(module, codec, codes[i:i + 1], seed=i, device="cuda", cuda_graphs=False)
+                 for i in range(len(codes))]
+        assert np.array_equal(np.concatenate(graphed), np.concatenate(eager))
+        if precision == "fp32":
+            assert sampler_reference_error(module, codec, codes, batch_size=1) <= 1e-5
 
 
 def test_the_first_step_kept_per_model_follows_its_weights_and_precision(trained):

@@ -38,6 +38,71 @@ def decoder_for(model, batch: int, length: int, weights: tuple | None = None):
     return cls(model, batch, length, weights)
 
 
+_GRAPHED = weakref.WeakKeyDictionary()  # model -> (what the capture read, its GraphedDecoder)
+
+
+def graphed_decoder(model, length: int, snapshot: tuple, weights: tuple):
+    """The GraphedDecoder of one flow for `model` on CUDA, captured at the first call and kept while the model's
+    `weights` (weights_key), `length` and the autocast setting stay. snapshot: a decoder state to warm up from."""
+    dtype = torch.is_autocast_enabled("cuda") and torch.get_autocast_dtype("cuda")
+    key = (length, weights, dtype)
+    if model not in _GRAPHED or _GRAPHED[model][0] != key:
+        _GRAPHED[model] = key, GraphedDecoder(decoder_for(model, 1, length, weights), snapshot, length - 1)
+    return _GRAPHED[model][1]
+
+
+class GraphedDecoder:
+    """A decoder of one flow whose `steps` steps replay CUDA graphs, one captured per step (llama's step t reads
+    positions 0..t, so each position has its own): one launch per step, where the decoder itself launches one kernel
+    per operation, about 150 for llama's step. At one flow per call on a GPU those launches were nearly all of the
+    time: on an H200, llama's step took 1,568 us eagerly and 252 us replayed (BENCHMARKS.md). A graph reads and
+    writes the addresses it was captured with: the decoder's state, which restore() copies into in place, and the
+    token ids, copied into a buffer of its own. The batch cannot shrink (keep() is refused): at one flow, a flow that
+    ends ends the batch. Large batches stay eager, where the arithmetic, not the launches, takes the time."""
+
+    def __init__(self, decoder, snapshot: tuple, steps: int):
+        self.decoder = decoder
+        weight = decoder.model.get_input_embeddings().weight
+        self.ids = torch.zeros(1, dtype=torch.long, device=weight.device)
+        rows = torch.zeros(1, dtype=torch.long, device=weight.device)
+        autocast = torch.is_autocast_enabled("cuda")
+        # autocast's cache of cast weights would outlive a capture that fills it (PyTorch's CUDA graph notes)
+        with torch.autocast("cuda", dtype=torch.get_autocast_dtype("cuda"), enabled=autocast, cache_enabled=False):
+            side = torch.cuda.Stream()  # warm-up outside a capture (cuBLAS's workspace, the allocator), as PyTorch asks
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(2):
+                    decoder.restore(snapshot, rows)
+                    for _ in range(steps):
+                        decoder.step(self.ids)
+            torch.cuda.current_stream().wait_stream(side)
+            decoder.restore(snapshot, rows)
+            self.graphs = []
+            for _ in range(steps):  # each its own memory pool: replays that stop early never touch another's output
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph):
+                    logits = decoder.step(self.ids)
+                self.graphs.append((graph, logits))
+        self.done = 0
+
+    def restore(self, snapshot: tuple, rows: torch.Tensor) -> None:
+        if len(rows) != 1:
+            raise ValueError(f"a GraphedDecoder holds one flow, not {len(rows)}")
+        self.decoder.restore(snapshot, rows)
+        self.done = 0
+
+    def step(self, ids: torch.Tensor) -> torch.Tensor:
+        """Logits [1, V] (float32) after `ids` [1], as the decoder's step; valid until the next step or restore."""
+        self.ids.copy_(ids)
+        graph, logits = self.graphs[self.done]
+        graph.replay()
+        self.done += 1
+        return logits
+
+    def keep(self, rows: torch.Tensor) -> None:
+        raise ValueError("a GraphedDecoder's batch cannot shrink")
+
+
 class LlamaDecoder:
     def __init__(self, model, batch: int, length: int, weights: tuple | None = None):
         config, weight = model.config, model.get_input_embeddings().weight
@@ -266,20 +331,24 @@ class MambaDecoder:
         # the scan's state stays float32 whatever the weights, as in transformers: it accumulates over every step
         self._ssm = _Rows((layers, batch, width, config.state_size), 1, weight.device, torch.float32, zeros=True)
         self.blocks, self.head = _folded(model, length, _folded_mamba, weights)
-        # mamba's ClassAddedEmbedding adds the class token's embedding at every position: kept from the first step
+        # mamba's ClassAddedEmbedding adds the class token's embedding at every position: kept from the first step,
+        # in a buffer of its own like the rest of the state (GraphedDecoder replays steps that read it where it is)
         self.adds_class = getattr(model.backbone.embeddings, "adds_first_token", False)
-        self.class_embedding = None
+        self._class = _Rows((batch, config.hidden_size), 0, weight.device, weight.dtype) if self.adds_class else None
+        self.has_class = False
 
     conv = property(lambda self: self._conv.state)
     ssm = property(lambda self: self._ssm.state)
+    class_embedding = property(lambda self: self._class.state if self.has_class else None)
 
     def step(self, ids: torch.Tensor) -> torch.Tensor:
         """Logits [B, V] (float32) of the next token after `ids` [B], the tokens at the current position
         (the class tokens at the first step)."""
         x = F.embedding(ids, self.model.backbone.embeddings.weight)
         if self.adds_class:
-            if self.class_embedding is None:
-                self.class_embedding = x
+            if not self.has_class:
+                self._class.state.copy_(x)
+                self.has_class = True
             x = x + self.class_embedding
         for p, mixer, conv, ssm in zip(self.blocks, (block.mixer for block in self.model.backbone.layers), self.conv,
                                        self.ssm):
@@ -303,7 +372,7 @@ class MambaDecoder:
 
     def snapshot(self) -> tuple:
         """The state after the steps so far (convolution inputs, scan state, class embedding), for `restore`."""
-        return self.conv.clone(), self.ssm.clone(), self.class_embedding
+        return self.conv.clone(), self.ssm.clone(), None if self.class_embedding is None else self.class_embedding.clone()
 
     def restore(self, snapshot: tuple, rows: torch.Tensor) -> None:
         """Continue from the flows at `rows` of `snapshot` (rows may repeat; this decoder now has len(rows) flows, at
@@ -313,14 +382,17 @@ class MambaDecoder:
         self._ssm.rows(len(rows))
         self.conv.copy_(conv[:, rows])
         self.ssm.copy_(ssm[:, rows])
-        self.class_embedding = None if class_embedding is None else class_embedding[rows]
+        self.has_class = class_embedding is not None
+        if self.has_class:
+            self._class.rows(len(rows))
+            self.class_embedding.copy_(class_embedding[rows])
 
     def keep(self, rows: torch.Tensor) -> None:
         """Go on with only the flows at `rows` (indices into the current batch)."""
         self._conv.keep(rows)
         self._ssm.keep(rows)
-        if self.class_embedding is not None:
-            self.class_embedding = self.class_embedding[rows]
+        if self.has_class:
+            self._class.keep(rows)
 
 
 class _FoldedBlock:

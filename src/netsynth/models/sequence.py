@@ -21,7 +21,7 @@ from netsynth import precision, timing
 from netsynth.codecs.tokens import EOS, PAD, TokenCodec
 from netsynth.errors import NetsynthError
 from netsynth.flows import FlowSet
-from netsynth.models.decoding import decoder_for, weights_key
+from netsynth.models.decoding import decoder_for, graphed_decoder, weights_key
 from netsynth.models.neural import NeuralGenerator
 from netsynth.models.options import SampleOptions
 from netsynth.train import resolve_device
@@ -286,15 +286,21 @@ def _inverse_cdf(probs: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 @torch.inference_mode()
 def sample_tokens(model, codec: TokenCodec, codes: np.ndarray, seed: int, temperature: float = 1.0, top_k: int = 0,
-                  batch_size: int = 1024, device: torch.device | str = "cpu", on_step=None) -> np.ndarray:
+                  batch_size: int = 1024, device: torch.device | str = "cpu", on_step=None,
+                  cuda_graphs: bool = True) -> np.ndarray:
     """Token ids [n, N] after the class prompt; a flow's tokens after its <EOS> are <EOS>.
 
     A flow leaves the batch when it draws <EOS>. on_step(start, step, rows, probs), when given, sees every
     distribution drawn from: probs [b, V] for the flows start + rows [b] of the batch that are still running.
+    One flow at a time on CUDA replays the decoder's steps from CUDA graphs (decoding.GraphedDecoder) unless
+    `cuda_graphs` is False.
     """
     if temperature <= 0:
         raise NetsynthError("temperature must be positive")
-    if next(model.parameters()).device != torch.device(device):  # quantized weights cannot be moved in place
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:  # as the parameters name it, or every call moves the model
+        device = torch.device("cuda", torch.cuda.current_device())
+    if next(model.parameters()).device != device:  # quantized weights cannot be moved in place
         model = model.to(device)
     if model.training:  # eval() walks every submodule: a cost that sampling one flow per call would pay each time
         model.eval()
@@ -303,7 +309,11 @@ def sample_tokens(model, codec: TokenCodec, codes: np.ndarray, seed: int, temper
     out = np.empty((len(codes), codec.n_packets), dtype=np.int64)
     weights = weights_key(model)
     opened, first_logits = _opening(model, codec, device, weights)
-    decoder = decoder_for(model, min(batch_size, len(codes)), codec.n_packets, weights)  # restored for each batch
+    batch = min(batch_size, len(codes))
+    if cuda_graphs and batch == 1 and device.type == "cuda":
+        decoder = graphed_decoder(model, codec.n_packets, opened, weights)
+    else:
+        decoder = decoder_for(model, batch, codec.n_packets, weights)  # restored for each batch
     for start in range(0, len(codes), batch_size):
         chunk = np.asarray(codes[start:start + batch_size], dtype=np.int64)
         classes, prompt = torch.from_numpy(chunk).to(device), torch.from_numpy(codec.class_token(chunk)).to(device)
@@ -355,9 +365,9 @@ def sampler_reference_error(model, codec: TokenCodec, codes: np.ndarray, seed: i
     """The largest difference between a distribution the sampler draws from and the one that a full forward
     pass over the same prefix gives (the slow reference), over every step of sampling `codes`."""
     seen = []
-    tokens = sample_tokens(model, codec, codes, seed, temperature, top_k, batch_size,
+    device = next(model.parameters()).device  # where the model is: sample_tokens would move it to the CPU
+    tokens = sample_tokens(model, codec, codes, seed, temperature, top_k, batch_size, device,
                            on_step=lambda start, step, rows, probs: seen.append((start + rows.cpu().numpy(), step, probs)))
-    device = next(model.parameters()).device
     worst = 0.0
     with torch.inference_mode():
         for flows, step, probs in seen:
