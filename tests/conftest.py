@@ -1,12 +1,24 @@
 import os
 from pathlib import Path
 
-import numpy as np
-import pytest
+# The suite runs on the CPU, as CI does, also on a machine with a GPU: its tests hand CPU tensors to models and
+# compare results that CUDA kernels round or order otherwise. The GPU's own tests (marked cuda) run where it is
+# visible: NETSYNTH_TEST_CUDA=1 pytest -m cuda
+if os.environ.get("NETSYNTH_TEST_CUDA") != "1":
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 SHARED_DATA = Path(os.environ.get("NETSYNTH_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 requires_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(),
                                      reason=f"real data folder {SHARED_DATA} is absent (CI has it beside the clone)")
+
+
+def requires_cuda(test):
+    return pytest.mark.cuda(pytest.mark.skipif(not torch.cuda.is_available(),
+                                               reason="needs a CUDA GPU and NETSYNTH_TEST_CUDA=1")(test))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -36,6 +36,15 @@ def test_a_dependency_below_its_floor_is_a_problem(monkeypatch):
     assert doctor.report(problems, write=lines.append) == 1 and lines[0].startswith("problem dependency: transformers")
 
 
+def test_a_source_tree_that_was_never_installed_is_a_problem_not_a_traceback(monkeypatch):
+    def not_installed(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "requires", not_installed)
+    [finding] = doctor.dependency_findings()
+    assert finding.problem and finding.detail.startswith("netsynth is not installed") and "pip install -e ." in finding.detail
+
+
 def test_mamba_without_its_kernels_says_so_on_a_gpu_only(monkeypatch):
     import importlib.util
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)

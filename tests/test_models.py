@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import netsynth
+from conftest import requires_cuda
 from netsynth import FlowSet, NetsynthError
 from netsynth.models.registry import KINDS as REGISTERED
 
@@ -297,6 +298,15 @@ def test_llama_trains_on_a_cpu_with_eager_attention_which_gives_sdpas_loss_and_g
         seen[kernel] = loss.item(), torch.cat([p.grad.flatten() for p in module.parameters()])
     assert abs(seen["eager"][0] - seen["sdpa"][0]) <= 1e-5
     assert (seen["eager"][1] - seen["sdpa"][1]).abs().max() <= 1e-5 * seen["sdpa"][1].abs().max()
+
+
+@requires_cuda
+def test_each_fit_trains_on_the_device_it_asks_for_in_one_process(small_train):
+    """Accelerate keeps the first device of a process unless netsynth resets it (train._accelerator)."""
+    model = netsynth.create("llama", **TINY["llama"])
+    for device in ("cpu", "cuda", "cpu"):
+        model.fit(small_train, epochs=1, batch_size=32, device=device)
+        assert next(model.module_.parameters()).device.type == device
 
 
 def test_compiled_training_learns_what_eager_training_learns_and_saves_the_same_weights(small_train, tmp_path):

@@ -17,6 +17,7 @@ from netsynth.codecs.tokens import EOS
 from netsynth.models.decoding import GraphedDecoder, _GRAPHED, decoder_for
 from netsynth.models.sequence import draw, sample_tokens, sampler_reference_error
 from netsynth.precision import autocast
+from conftest import requires_cuda
 from test_models import TINY
 
 SETTINGS = [dict(temperature=1.0, top_k=0), dict(temperature=0.7, top_k=5)]
@@ -71,7 +72,7 @@ def test_every_step_draws_from_the_full_forward_distribution(trained, settings):
     assert len(set(ends)) > 2 and ends.min() < codec.n_packets - 1  # mixed lengths: some flows ended mid-batch
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU (run on one: BENCHMARKS.md)")
+@requires_cuda
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_one_flow_per_call_on_cuda_replays_graphs_that_draw_what_the_eager_decoder_draws(trained, precision):
     module, codec = copy.deepcopy(trained.module_).cuda(), trained.codec_

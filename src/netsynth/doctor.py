@@ -33,8 +33,13 @@ def dependency_findings() -> list[Finding]:
     from packaging.requirements import Requirement
 
     versions = [f"python {platform.python_version()}"]
+    try:
+        requires = metadata.requires("netsynth") or []
+    except metadata.PackageNotFoundError:  # imported from a source tree that was never installed
+        return [Finding("dependency", "netsynth is not installed, so its dependency floors cannot be read: "
+                                      "pip install -e . in its source tree", True)]
     findings = []
-    for line in metadata.requires("netsynth") or []:
+    for line in requires:
         requirement = Requirement(line)
         if requirement.marker is not None:  # the test extra
             continue

@@ -61,16 +61,27 @@ def fit_module(module: torch.nn.Module, loss_fn: Callable, tensors: tuple[torch.
     return Trainer(module, loss_fn, settings, checkpoint_dir, log, progress).fit(tensors, resume)
 
 
+def _accelerator(device: torch.device):
+    """An Accelerator on `device`. Accelerate keeps one device per process from its first Accelerator on: a process
+    that trained on the GPU and then asks for the CPU got a ValueError, and one that trained on the CPU first trained
+    on it again when asked for the GPU. Outside a distributed launch (which fixes each process's device) the state is
+    reset, so that every fit trains where it was asked to."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        AcceleratorState._reset_state(reset_partial_state=True)
+    return Accelerator(cpu=device.type == "cpu")
+
+
 class Trainer:
     """The loop in parts that read one at a time: the validation split, the learning-rate schedule, one epoch,
     early stopping on the validation loss (the best weights are kept), and the checkpoint after every epoch."""
 
     def __init__(self, module, loss_fn, settings: TrainSettings, checkpoint_dir=None, log=None, progress=None):
-        from accelerate import Accelerator
-
         self.module, self.settings = module, settings
         use_all_cores()
-        self.accelerator = Accelerator(cpu=resolve_device(settings.device).type == "cpu")
+        self.accelerator = _accelerator(resolve_device(settings.device))
         quiet = log is None or not self.accelerator.is_main_process
         self.log = (lambda msg: None) if quiet else log
         self.progress = self.accelerator.is_main_process and (sys.stderr.isatty() if progress is None else progress)
