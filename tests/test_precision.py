@@ -62,7 +62,7 @@ def test_bf16_sampling_keeps_float32_logits_so_top_k_one_has_no_ties(small_train
     assert bf16.class_counts() == fp32.class_counts()
 
 
-def test_auto_samples_small_requests_in_float32_on_a_cpu(bf16_speedup, small_train, monkeypatch):
+def test_auto_samples_small_requests_in_float32(bf16_speedup, small_train, monkeypatch):
     """bf16 kernels cost more per call than float32 ones: below BF16_MIN_FLOWS flows at a time, auto keeps float32."""
     from netsynth.models import sequence
 
@@ -82,6 +82,7 @@ def test_auto_samples_small_requests_in_float32_on_a_cpu(bf16_speedup, small_tra
     model.sample({model.classes_[0]: many}, seed=0, batch_size=few)  # sampled `few` at a time
     model.sample({model.classes_[0]: 1}, seed=0, precision="bf16")  # asked for: kept
     assert seen == [torch.float32, torch.bfloat16, torch.float32, torch.bfloat16]
+    assert model.sampling_precision("auto", torch.device("cuda"), few) == "fp32"  # on a GPU too (BF16_MIN_FLOWS)
 
 
 def test_bad_precision_and_bf16_with_dp_are_one_line_errors(small_train, capsys, tmp_path):

@@ -27,10 +27,11 @@ from netsynth.models.options import SampleOptions
 from netsynth.train import resolve_device
 
 IGNORE = -100  # a target without a loss (cross_entropy's ignore_index)
-# Under precision auto, a request of fewer flows samples in float32 on a CPU: at a few flows per step the products are
-# too small for bf16's matmul rate to show, and its kernels cost more per call. bf16 / float32 sampling rate of llama
+# Under precision auto, a request of fewer flows samples in float32: at a few flows per step the products are too
+# small for bf16's matmul rate to show, and its kernels cost more per call. bf16 / float32 sampling rate of llama
 # on an AVX512-BF16 EPYC (bf16 matmuls 4.2x float32): 0.50 at 1 flow, 0.69 at 16, 0.93 at 64, 1.24 at 256, 1.45 at
-# 1,024 (BENCHMARKS.md); one flow per call on an AMX Xeon: 0.36.
+# 1,024 (BENCHMARKS.md); one flow per call on an AMX Xeon: 0.36; on an H200, 0.95 at 1 flow (CUDA graphs), 0.88 at
+# 1,024, 1.13 at 32,768.
 BF16_MIN_FLOWS = 128
 
 
@@ -173,9 +174,9 @@ class CausalLMGenerator(NeuralGenerator):
         return per_token.sum(1) / (target != PAD).sum(1).clamp(min=1)
 
     def sampling_precision(self, choice: str, device: torch.device, n_flows: int) -> str:
-        """fp32 or bf16 for sampling `n_flows` flows at a time: `choice` resolved, auto in float32 below BF16_MIN_FLOWS
-        on a CPU."""
-        if choice == "auto" and device.type == "cpu" and n_flows < BF16_MIN_FLOWS:
+        """fp32 or bf16 for sampling `n_flows` flows at a time: `choice` resolved, auto in float32 below
+        BF16_MIN_FLOWS."""
+        if choice == "auto" and n_flows < BF16_MIN_FLOWS:
             return "fp32"
         return self.resolve_precision(choice, device)
 
