@@ -75,3 +75,25 @@ def test_a_run_killed_in_its_cool_down_resumes_to_the_uninterrupted_model(monkey
     resumed, seen, final = run(monkeypatch, epochs=30, start=11, checkpoint_dir=tmp_path, resume=True)
     assert resumed["epochs"] == whole["epochs"] and resumed["val_loss"] == whole["val_loss"]
     assert len(seen) == 1 and torch.equal(final, expected)
+
+
+def test_the_loader_reads_whole_batches_the_same_as_flow_by_flow(monkeypatch):
+    """Trainer.split's loader against a plain TensorDataset loader, the reference: the same batches in the same order
+    over two epochs (a short last batch included), read with one __getitems__ per batch and no __getitem__."""
+    x, y = torch.arange(230.0)[:, None], torch.arange(230)
+    trainer = T.Trainer(torch.nn.Linear(1, 1), mse, TrainSettings(batch_size=16, seed=3))
+    loader, (val_x, _) = trainer.split((x, y))
+    train_x, train_y = loader.dataset.tensors
+    reference = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(train_x, train_y), batch_size=16,
+                                            shuffle=True, generator=torch.Generator().manual_seed(3))
+    reads = []
+    monkeypatch.setattr(T.WholeBatches, "__getitem__", lambda self, i: pytest.fail("read flow by flow"))
+    real = T.WholeBatches.__getitems__
+    monkeypatch.setattr(T.WholeBatches, "__getitems__", lambda self, index: reads.append(len(index)) or real(self, index))
+    for _ in range(2):
+        batches = list(loader)
+        expected = list(reference)
+        assert len(batches) == len(expected) == math.ceil(len(train_x) / 16)
+        for got, want in zip(batches, expected, strict=True):
+            assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
+    assert reads == [len(b[0]) for b in batches] * 2 and len(val_x) == 23
