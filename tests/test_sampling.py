@@ -87,6 +87,26 @@ def test_one_flow_per_call_on_cuda_replays_graphs_that_draw_what_the_eager_decod
             assert sampler_reference_error(module, codec, codes, batch_size=1) <= 1e-5
 
 
+def test_the_default_batch_is_larger_on_a_gpu_and_a_given_one_is_kept(trained, monkeypatch):
+    from netsynth.models import sequence
+
+    class Asked(Exception):
+        pass
+
+    def recording(*args, batch_size, device, **kwargs):
+        seen.append((device.type, batch_size))
+        raise Asked  # the sampler itself needs the device; what it is asked for is the point
+
+    seen = []
+    monkeypatch.setattr(sequence, "sample_tokens", recording)
+    for device in ("cpu", "cuda"):
+        monkeypatch.setattr(sequence, "resolve_device", lambda name, device=device: torch.device(device))
+        for given in (None, 7):
+            with pytest.raises(Asked):
+                trained.sample({trained.classes_[0]: 10}, seed=0, batch_size=given)
+    assert seen == [("cpu", sequence.BATCH), ("cpu", 7), ("cuda", sequence.GPU_BATCH), ("cuda", 7)]
+
+
 def test_the_first_step_kept_per_model_follows_its_weights_and_precision(trained):
     """The first step, which sees the class token alone, is computed once per model and reused: after an in-place
     change of the weights (an optimizer step) or under bf16 autocast it must be computed again."""

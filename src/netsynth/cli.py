@@ -239,7 +239,8 @@ def train(kind, train_file, output, epochs, min_steps, batch_size, lr, seed, dev
 @click.option("--seed", default=0, show_default=True)
 @click.option("--temperature", type=float, default=None, help="Sampling temperature (sequence models, cvae).")
 @click.option("--top-k", type=int, default=None, help="Sample among the k most likely tokens (sequence models).")
-@click.option("--batch-size", type=int, default=None, help="Flows generated at once.")
+@click.option("--batch-size", type=int, default=None,
+              help="Flows generated at once [default: 1,024; llama and mamba on a GPU 32,768].")
 @click.option("--device", default=None, help="auto | cpu | cuda (neural models).")
 @click.option("--precision", default=None, help="auto | fp32 | bf16 (sequence models) [default: auto].")
 @click.option("--steps", type=int, default=None, help="Denoising steps (diffusion).")

@@ -130,8 +130,9 @@ class Diffusion(NeuralGenerator):
         gen = torch.Generator(device=device).manual_seed(seed)
         side, N, w = _side(self.n_packets_), self.n_packets_, self.config.guidance_scale
         out = np.zeros((len(codes), N), dtype=np.int64)
-        for start in range(0, len(codes), options.batch_size):
-            c = torch.from_numpy(codes[start:start + options.batch_size].astype(np.int64)).to(device)
+        batch = options.batch_size or 1024
+        for start in range(0, len(codes), batch):
+            c = torch.from_numpy(codes[start:start + batch].astype(np.int64)).to(device)
             x = torch.randn((len(c), 1, side, side), generator=gen, device=device)
             sched.set_timesteps(options.steps)
             for t in sched.timesteps:

@@ -91,7 +91,7 @@ class FitOptions(TrainSettings):
 class SampleOptions:
     temperature: float = 1.0  # sequence models and cvae: logits / temperature
     top_k: int = 0  # sequence models: draw among the k most likely tokens (0 = all)
-    batch_size: int = 1024  # flows generated at once
+    batch_size: int | None = None  # flows generated at once; None: 1,024, and 32,768 for llama and mamba on a GPU
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "auto"  # sequence models: auto | fp32 | bf16 (netsynth.precision)
     steps: int = 20  # diffusion: denoising steps
