@@ -63,8 +63,8 @@ def fit_module(module: torch.nn.Module, loss_fn: Callable, tensors: tuple[torch.
 
 def _accelerator(device: torch.device):
     """An Accelerator on `device`. Accelerate keeps one device per process from its first Accelerator on: a process
-    that trained on the GPU and then asks for the CPU got a ValueError, and one that trained on the CPU first trained
-    on it again when asked for the GPU. Outside a distributed launch (which fixes each process's device) the state is
+    that trained on the GPU and then asked for the CPU got a ValueError (seen on an H200), and one that trained on the
+    CPU first would train there again when asked for the GPU (its state, once made, is kept). Outside a distributed launch (which fixes each process's device) the state is
     reset, so that every fit trains where it was asked to."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
