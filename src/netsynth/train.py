@@ -78,7 +78,8 @@ class WholeBatches(torch.utils.data.TensorDataset):
     """A TensorDataset that the DataLoader reads a batch at a time (its __getitems__): one indexing per tensor,
     where reading flow by flow and stacking them costs Python calls per flow. On a 2-core CPU an epoch of IoT
     Sentinel's token ids at batch 4,096 took 17.5 ms flow by flow and 1.9 ms whole (benchmarks/loader.py): nothing
-    beside a CPU's training step, but a sixth of an epoch at the 100,000 flows/s llama trained at on an H200.
+    beside a CPU's training step, but at that reading speed a sixth of an epoch at the 100,000 flows/s llama trained
+    at on an H200.
     The same batches in the same order."""
 
     def __getitems__(self, index: list[int]) -> tuple[torch.Tensor, ...]:

@@ -35,8 +35,9 @@ IGNORE = -100  # a target without a loss (cross_entropy's ignore_index)
 BF16_MIN_FLOWS = 128
 # Flows sampled at once when none is asked for: 1,024, and more on a GPU, where a step's launches cost as much at
 # 32,768 flows as at 1,024. llama on an H200: 55,905 flows/s at 1,024, 739,181 (float32) and 835,697 (bf16) at
-# 32,768, 0.89-0.91 of 131,072's rates for a quarter of its memory (about 1.2 GB of logits and probabilities over
-# the 3,002 tokens of a 1,500-byte vocabulary); mamba 43,267 and 551,759 (BENCHMARKS.md).
+# 32,768, 0.89-0.91 of 131,072's rates for a quarter of its memory (each float32 [B, V] tensor of logits or
+# probabilities over the 3,002 tokens of a 1,500-byte vocabulary is 0.39 GB at 32,768); mamba 43,267 and 551,759
+# (BENCHMARKS.md).
 BATCH, GPU_BATCH = 1024, 32768
 
 
