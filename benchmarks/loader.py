@@ -1,5 +1,5 @@
 """The training loader: netsynth's WholeBatches (a batch per read) beside a plain TensorDataset (a flow per read,
-then a stack), the reference, over the token ids and gap bins of IoT Sentinel's training split.
+then a stack), the reference, over what llama trains on (its token ids) of IoT Sentinel's training split.
 
     python benchmarks/loader.py [--train train.parquet] [--batches 256,4096,16384]
 
