@@ -104,7 +104,7 @@ def test_the_default_batch_is_larger_on_a_gpu_and_a_given_one_is_kept(trained, m
         for given in (None, 7):
             with pytest.raises(Asked):
                 trained.sample({trained.classes_[0]: 10}, seed=0, batch_size=given)
-    assert seen == [("cpu", sequence.BATCH), ("cpu", 7), ("cuda", sequence.GPU_BATCH), ("cuda", 7)]
+    assert seen == [("cpu", sequence.SAMPLE_BATCH), ("cpu", 7), ("cuda", sequence.GPU_BATCH), ("cuda", 7)]
 
 
 def test_the_first_step_kept_per_model_follows_its_weights_and_precision(trained):

@@ -40,7 +40,7 @@ from netsynth.codecs import gasf
 from netsynth.errors import NetsynthError
 from netsynth.flows import FlowSet
 from netsynth.models.neural import NeuralGenerator
-from netsynth.models.options import SampleOptions
+from netsynth.models.options import SAMPLE_BATCH, SampleOptions
 from netsynth.train import resolve_device
 
 
@@ -130,7 +130,7 @@ class Diffusion(NeuralGenerator):
         gen = torch.Generator(device=device).manual_seed(seed)
         side, N, w = _side(self.n_packets_), self.n_packets_, self.config.guidance_scale
         out = np.zeros((len(codes), N), dtype=np.int64)
-        batch = options.batch_size or 1024
+        batch = options.batch_size or SAMPLE_BATCH
         for start in range(0, len(codes), batch):
             c = torch.from_numpy(codes[start:start + batch].astype(np.int64)).to(device)
             x = torch.randn((len(c), 1, side, side), generator=gen, device=device)

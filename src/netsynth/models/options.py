@@ -87,11 +87,14 @@ class FitOptions(TrainSettings):
         return TrainSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(TrainSettings)})
 
 
+SAMPLE_BATCH = 1024  # flows generated at once where none is asked for (llama and mamba take more on a GPU)
+
+
 @dataclass
 class SampleOptions:
     temperature: float = 1.0  # sequence models and cvae: logits / temperature
     top_k: int = 0  # sequence models: draw among the k most likely tokens (0 = all)
-    batch_size: int | None = None  # flows generated at once; None: 1,024, and 32,768 for llama and mamba on a GPU
+    batch_size: int | None = None  # flows generated at once; None: SAMPLE_BATCH, and 32,768 for llama and mamba on a GPU
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "auto"  # sequence models: auto | fp32 | bf16 (netsynth.precision)
     steps: int = 20  # diffusion: denoising steps

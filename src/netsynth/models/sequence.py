@@ -23,7 +23,7 @@ from netsynth.errors import NetsynthError
 from netsynth.flows import FlowSet
 from netsynth.models.decoding import decoder_for, graphed_decoder, weights_key
 from netsynth.models.neural import NeuralGenerator
-from netsynth.models.options import SampleOptions
+from netsynth.models.options import SAMPLE_BATCH, SampleOptions
 from netsynth.train import resolve_device
 
 IGNORE = -100  # a target without a loss (cross_entropy's ignore_index)
@@ -33,12 +33,12 @@ IGNORE = -100  # a target without a loss (cross_entropy's ignore_index)
 # 1,024 (BENCHMARKS.md); one flow per call on an AMX Xeon: 0.36; on an H200, 0.95 at 1 flow (CUDA graphs), 0.88 at
 # 1,024, 1.13 at 32,768.
 BF16_MIN_FLOWS = 128
-# Flows sampled at once when none is asked for: 1,024, and more on a GPU, where a step's launches cost as much at
+# Flows sampled at once when none is asked for: SAMPLE_BATCH, and more on a GPU, where a step's launches cost as much at
 # 32,768 flows as at 1,024. llama on an H200: 55,905 flows/s at 1,024, 739,181 (float32) and 835,697 (bf16) at
 # 32,768, 0.89-0.91 of 131,072's rates for a quarter of its memory (each float32 [B, V] tensor of logits or
 # probabilities over the 3,002 tokens of a 1,500-byte vocabulary is 0.39 GB at 32,768); mamba 43,267 and 551,759
 # (BENCHMARKS.md).
-BATCH, GPU_BATCH = 1024, 32768
+GPU_BATCH = 32768
 
 
 @dataclass
@@ -188,7 +188,7 @@ class CausalLMGenerator(NeuralGenerator):
 
     def _sample(self, codes: np.ndarray, seed: int, options: SampleOptions) -> FlowSet:
         device = resolve_device(options.device)
-        batch = options.batch_size or (GPU_BATCH if device.type == "cuda" else BATCH)
+        batch = options.batch_size or (GPU_BATCH if device.type == "cuda" else SAMPLE_BATCH)
         used = self.sampling_precision(options.precision, device, min(len(codes), batch))
         with precision.autocast(used, device):
             tokens = sample_tokens(self.module_, self.codec_, codes, seed=seed, temperature=options.temperature,
