@@ -6,7 +6,8 @@
   use): netsynth's step decoder with inverse-CDF sampling, in float32 and in bf16, vs transformers
   `generate()` (sampling, same batch of 1024, same maximum length), in flows per second; the matmul work
   this reaches as a share of the machine's measured matmul peak; one flow per call in each precision, in ms, and what
-  precision auto chooses on this machine.
+  precision auto chooses on this machine; one flow per call in float32 through the NumPy decoder (the default on a
+  CPU) beside the torch decoder (`fast_one_flow=False`), its reference, both through `sample_tokens`.
 - diffusion (NetDiffus-NR): DPM-Solver++ with the default 20 steps vs DDIM with 50 steps, in ms per flow.
 """
 import argparse
@@ -19,6 +20,7 @@ import netsynth  # before torch: its OpenMP settings (netsynth/__init__.py) appl
 import torch
 from common import iot_train, matmul_flops_per_token, matmul_peak
 from netsynth.codecs.tokens import EOS, PAD
+from netsynth.models.sequence import sample_tokens
 from netsynth.train import resolve_device
 
 parser = argparse.ArgumentParser()
@@ -73,6 +75,14 @@ for kind in ("llama", "mamba"):
         model.sample(one, seed=0, precision=p)
         _, took = timed(lambda: [model.sample(one, seed=s, precision=p) for s in range(50)])
         per_call[p] = f"{p} {1000 * took / 50:.2f} ms"
+    ms = {}
+    for _ in range(3):  # alternated rounds, medians
+        for fast in (True, False):
+            _, took = timed(lambda: [sample_tokens(model.module_, model.codec_, np.array([0]), seed=s,
+                                                   fast_one_flow=fast) for s in range(50)])
+            ms.setdefault(fast, []).append(1000 * took / 50)
+    print(f"{kind:9s} one flow per call in sample_tokens, fp32: NumPy decoder {np.median(ms[True]):.2f} ms, torch "
+          f"decoder {np.median(ms[False]):.2f} ms ({np.median(ms[False]) / np.median(ms[True]):.2f}x)")
     auto = [model.sampling_precision("auto", resolve_device("auto"), n) for n in (1, 1024)]
     print(f"{kind:9s} one flow per call {', '.join(per_call.values())}; precision auto here: {auto[0]} for one flow, "
           f"{auto[1]} for 1,024 "

@@ -7,7 +7,7 @@ For each of llama and mamba (paper sizes, trained 2 epochs on CUDA: speed, not q
   at one flow per call;
 - one flow per call and batches of 1,024, 32,768 and 131,072 flows (`--batches`), in float32 and bf16;
 - one flow per call through `sample_tokens` with the decoder's steps replayed from CUDA graphs (the default on
-  CUDA) and run eagerly (`cuda_graphs=False`), the reference, in each precision;
+  CUDA) and run eagerly (`fast_one_flow=False`), the reference, in each precision;
 - torch.profiler tables of 10 calls of one flow and of one batch of 32,768 flows (DIR/KIND-one.txt, KIND-batch.txt);
 - llama's large batches with its attention written out (the library's) and as einsum, batched products.
 Then llama's training rate at batches of 256, 4,096 and 16,384 (`--train-batches`; empty: none) in float32 and
@@ -99,7 +99,7 @@ def one_flow(model, kind: str) -> None:
         with precision.autocast(p, device):
             for graphs in (False, True) if cuda else (False,):
                 run = lambda: [sample_tokens(model.module_, model.codec_, codes, seed=s, device=device,  # noqa: E731
-                                             cuda_graphs=graphs) for s in range(50)]
+                                             fast_one_flow=graphs) for s in range(50)]
                 _, took = timed(run)
                 line += f" {p} {'graphs' if graphs else 'eager'} {1000 * took / 50:.2f} ms"
     print(line, flush=True)

@@ -14,7 +14,8 @@ from scipy.stats import chisquare
 import netsynth
 from netsynth import NetsynthError
 from netsynth.codecs.tokens import EOS
-from netsynth.models.decoding import GraphedDecoder, _GRAPHED, decoder_for
+from netsynth.models.decoding import GraphedDecoder, _GRAPHED, decoder_for, weights_key
+from netsynth.models.numpy_decoding import NumpyLlamaDecoder, NumpyMambaDecoder, numpy_decoder_for
 from netsynth.models.sequence import draw, sample_tokens, sampler_reference_error
 from netsynth.precision import autocast
 from conftest import requires_cuda
@@ -80,11 +81,59 @@ def test_one_flow_per_call_on_cuda_replays_graphs_that_draw_what_the_eager_decod
     with autocast(precision, torch.device("cuda")):
         graphed = [sample_tokens(module, codec, codes[i:i + 1], seed=i, device="cuda") for i in range(len(codes))]
         assert type(_GRAPHED[module][1]) is GraphedDecoder
-        eager = [sample_tokens(module, codec, codes[i:i + 1], seed=i, device="cuda", cuda_graphs=False)
+        eager = [sample_tokens(module, codec, codes[i:i + 1], seed=i, device="cuda", fast_one_flow=False)
                  for i in range(len(codes))]
         assert np.array_equal(np.concatenate(graphed), np.concatenate(eager))
         if precision == "fp32":
             assert sampler_reference_error(module, codec, codes, batch_size=1) <= 1e-5
+
+
+def test_one_flow_per_call_on_the_cpu_steps_numpy_and_draws_from_the_full_forward_distribution(trained):
+    module, codec = trained.module_, trained.codec_
+    codes = np.arange(24) % len(trained.classes_)
+    assert sampler_reference_error(module, codec, codes, batch_size=1) <= 1e-5
+    decoder = numpy_decoder_for(module, codec.n_packets, weights_key(module))
+    assert type(decoder) is {"llama": NumpyLlamaDecoder, "mamba": NumpyMambaDecoder}[trained.kind]
+    fast = np.concatenate([sample_tokens(module, codec, codes[i:i + 1], seed=i) for i in range(len(codes))])
+    eager = np.concatenate([sample_tokens(module, codec, codes[i:i + 1], seed=i, fast_one_flow=False)
+                            for i in range(len(codes))])
+    # the same seeds draw the same flows but where float rounding moves a draw that lies on a boundary
+    assert (fast == eager).all(axis=1).mean() >= 0.9
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # bf16 products: the torch decoder's
+        assert numpy_decoder_for(module, codec.n_packets, weights_key(module)) is None
+
+
+@pytest.mark.parametrize("kind", ["llama", "mamba"])
+def test_the_numpy_decoders_step_as_the_torch_decoders_do(kind):
+    """Grouped-query attention and biases in every projection (llama), a convolution bias and a class added at every
+    step (mamba): each step's logits equal those of the torch decoder restored from the same snapshot."""
+    from transformers import MambaConfig, MambaForCausalLM
+    from netsynth.models.mamba import ClassAddedEmbedding
+
+    if kind == "llama":
+        model = tiny_llama(num_key_value_heads=2, attention_bias=True, mlp_bias=True)
+    else:
+        torch.manual_seed(0)
+        model = MambaForCausalLM(MambaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                             state_size=8, use_bias=True)).eval()
+        model.backbone.embeddings = ClassAddedEmbedding(50, 32)
+    with torch.no_grad():  # transformers initializes biases to zero, where a dropped bias would pass unseen
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.normal_(0, 0.5)
+    prefix = torch.randint(0, 50, (3, 6))
+    torch_decoder = decoder_for(model, len(prefix), prefix.shape[1])
+    with torch.inference_mode():
+        torch_decoder.step(prefix[:, 0])
+        snapshot = torch_decoder.snapshot()
+        numpy_decoder = numpy_decoder_for(model, prefix.shape[1], weights_key(model))
+        one = decoder_for(model, 1, prefix.shape[1])
+        for row in range(len(prefix)):
+            numpy_decoder.restore(snapshot, torch.tensor([row]))
+            one.restore(snapshot, torch.tensor([row]))
+            for t in range(1, prefix.shape[1]):
+                torch.testing.assert_close(numpy_decoder.step(prefix[row, t:t + 1]), one.step(prefix[row, t:t + 1]),
+                                           rtol=1e-5, atol=1e-5)
 
 
 def test_the_default_batch_is_larger_on_a_gpu_and_a_given_one_is_kept(trained, monkeypatch):
@@ -219,8 +268,11 @@ def test_a_quantized_model_samples_despite_its_rounding(trained, mode):
     if trained.kind == "mamba":
         pytest.skip("the efficiency step quantizes llama only (transformers' mamba uses its Linear weights directly, "
                     "which dynamic quantization replaces)")
-    flows = quantized(trained, mode).sample(n_per_class=50, seed=0, device="cpu")
+    model = quantized(trained, mode)
+    flows = model.sample(n_per_class=50, seed=0, device="cpu")
     assert len(flows) == 50 * len(trained.classes_)
+    one = model.sample({trained.classes_[0]: 1}, seed=0, device="cpu")  # the NumPy decoder steps aside for int8 layers
+    assert len(one) == 1 and numpy_decoder_for(model.module_, model.n_packets_, weights_key(model.module_)) is None
 
 
 def test_bf16_products_stored_once_draw_what_autocast_casting_at_every_call_draws(trained, monkeypatch):
@@ -235,7 +287,8 @@ def test_bf16_products_stored_once_draw_what_autocast_casting_at_every_call_draw
             return sample_tokens(trained.module_, trained.codec_, codes, seed=3, batch_size=16)
 
     def product_dtypes():
-        layers, _ = decoding._FOLDED[trained.module_][1]
+        fold = decoding._folded_llama if trained.kind == "llama" else decoding._folded_mamba
+        layers, _ = decoding._FOLDED[trained.module_][fold][1]
         return {p.weight.dtype for layer in layers for p in vars(layer).values() if isinstance(p, decoding._Projection)}
 
     fast = tokens()

@@ -280,7 +280,7 @@ def _folded_llama(model, length: int, dtype: torch.dtype | None):
             _Projection(model.lm_head, _norm_scale(model.model.norm)))
 
 
-_FOLDED = weakref.WeakKeyDictionary()  # model -> (what the folding read, what it gave)
+_FOLDED = weakref.WeakKeyDictionary()  # model -> {fold: (what the folding read, what it gave)}
 
 
 def weights_key(model) -> tuple:
@@ -296,11 +296,12 @@ def _folded(model, length: int, fold, weights: tuple | None):
     autocast dtype."""
     device = model.get_input_embeddings().weight.device.type
     dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
-    key = (fold, length, dtype, weights_key(model) if weights is None else weights)
-    if model not in _FOLDED or _FOLDED[model][0] != key:
+    key = (length, dtype, weights_key(model) if weights is None else weights)
+    kept = _FOLDED.setdefault(model, {})
+    if fold not in kept or kept[fold][0] != key:
         with torch.autocast(device, enabled=False):
-            _FOLDED[model] = key, fold(model, length, dtype)
-    return _FOLDED[model][1]
+            kept[fold] = key, fold(model, length, dtype)
+    return kept[fold][1]
 
 
 def _rms(x: torch.Tensor, eps: float) -> torch.Tensor:

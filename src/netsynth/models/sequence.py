@@ -10,6 +10,7 @@ decoder that disagrees with transformers stops the run instead of giving wrong f
 """
 from __future__ import annotations
 
+import contextlib
 import weakref
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ from netsynth.errors import NetsynthError
 from netsynth.flows import FlowSet
 from netsynth.models.decoding import decoder_for, graphed_decoder, weights_key
 from netsynth.models.neural import NeuralGenerator
+from netsynth.models.numpy_decoding import numpy_decoder_for, one_blas_thread
 from netsynth.models.options import SAMPLE_BATCH, SampleOptions
 from netsynth.train import resolve_device
 
@@ -295,13 +297,14 @@ def _inverse_cdf(probs: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 @torch.inference_mode()
 def sample_tokens(model, codec: TokenCodec, codes: np.ndarray, seed: int, temperature: float = 1.0, top_k: int = 0,
                   batch_size: int = 1024, device: torch.device | str = "cpu", on_step=None,
-                  cuda_graphs: bool = True) -> np.ndarray:
+                  fast_one_flow: bool = True) -> np.ndarray:
     """Token ids [n, N] after the class prompt; a flow's tokens after its <EOS> are <EOS>.
 
     A flow leaves the batch when it draws <EOS>. on_step(start, step, rows, probs), when given, sees every
     distribution drawn from: probs [b, V] for the flows start + rows [b] of the batch that are still running.
-    One flow at a time on CUDA replays the decoder's steps from CUDA graphs (decoding.GraphedDecoder) unless
-    `cuda_graphs` is False.
+    One flow at a time replays the decoder's steps from CUDA graphs on CUDA (decoding.GraphedDecoder) and steps a
+    NumPy decoder on the CPU (numpy_decoding) unless `fast_one_flow` is False: then the torch decoder runs eagerly, the
+    reference both are tested against.
     """
     if temperature <= 0:
         raise NetsynthError("temperature must be positive")
@@ -318,34 +321,40 @@ def sample_tokens(model, codec: TokenCodec, codes: np.ndarray, seed: int, temper
     weights = weights_key(model)
     opened, first_logits = _opening(model, codec, device, weights)
     batch = min(batch_size, len(codes))
-    if cuda_graphs and batch == 1 and device.type == "cuda":
-        decoder = graphed_decoder(model, codec.n_packets, opened, weights)
-    else:
+    decoder, threads = None, contextlib.nullcontext()
+    if fast_one_flow and batch == 1:
+        if device.type == "cuda":
+            decoder = graphed_decoder(model, codec.n_packets, opened, weights)
+        elif device.type == "cpu":
+            decoder = numpy_decoder_for(model, codec.n_packets, weights)  # None where it does not apply
+            threads = contextlib.nullcontext() if decoder is None else one_blas_thread()
+    if decoder is None:
         decoder = decoder_for(model, batch, codec.n_packets, weights)  # restored for each batch
-    for start in range(0, len(codes), batch_size):
-        chunk = np.asarray(codes[start:start + batch_size], dtype=np.int64)
-        classes, prompt = torch.from_numpy(chunk).to(device), torch.from_numpy(codec.class_token(chunk)).to(device)
-        decoder.restore(opened, classes)
-        tokens = torch.full((len(prompt), codec.n_packets), EOS, device=device)
-        rows, logits = torch.arange(len(prompt), device=device), first_logits[classes]
-        for step in range(codec.n_packets):
-            if start == 0 and step == 1:  # nothing has ended yet: <EOS> cannot be a first packet
-                check_decoder(model, decoder, torch.stack([prompt, tokens[:, 0]], dim=1), logits)
-            probs = next_token_distribution(logits, biases[step > 0], temperature, top_k)
-            if on_step is not None:
-                on_step(start, step, rows, probs)
-            ids = draw(probs, gen)[:, 0]
-            tokens[rows, step] = ids
-            running = ids != EOS
-            if not running.all():
-                if not running.any():
-                    break
-                kept = running.nonzero()[:, 0]
-                rows, ids = rows[kept], ids[kept]
-                decoder.keep(kept)
-            if step + 1 < codec.n_packets:
-                logits = decoder.step(ids)
-        out[start:start + len(prompt)] = tokens.cpu().numpy()
+    with threads:
+        for start in range(0, len(codes), batch_size):
+            chunk = np.asarray(codes[start:start + batch_size], dtype=np.int64)
+            classes, prompt = torch.from_numpy(chunk).to(device), torch.from_numpy(codec.class_token(chunk)).to(device)
+            decoder.restore(opened, classes)
+            tokens = torch.full((len(prompt), codec.n_packets), EOS, device=device)
+            rows, logits = torch.arange(len(prompt), device=device), first_logits[classes]
+            for step in range(codec.n_packets):
+                if start == 0 and step == 1:  # nothing has ended yet: <EOS> cannot be a first packet
+                    check_decoder(model, decoder, torch.stack([prompt, tokens[:, 0]], dim=1), logits)
+                probs = next_token_distribution(logits, biases[step > 0], temperature, top_k)
+                if on_step is not None:
+                    on_step(start, step, rows, probs)
+                ids = draw(probs, gen)[:, 0]
+                tokens[rows, step] = ids
+                running = ids != EOS
+                if not running.all():
+                    if not running.any():
+                        break
+                    kept = running.nonzero()[:, 0]
+                    rows, ids = rows[kept], ids[kept]
+                    decoder.keep(kept)
+                if step + 1 < codec.n_packets:
+                    logits = decoder.step(ids)
+            out[start:start + len(prompt)] = tokens.cpu().numpy()
     return out
 
 
