@@ -4,7 +4,8 @@ Sampling is a hand-written batched loop rather than `generate()`: it masks impos
 <UNK>, and <EOS> before the first packet), draws each token by inverse-CDF sampling (`draw`: a uniform number per
 flow against the cumulative distribution of blocks of tokens, another within the drawn block; exact like Gumbel-max,
 but 2B numbers per step instead of B x vocabulary, which dominates the cost on a CPU), and steps the model with
-netsynth's own cache (models/decoding.py), from which a flow leaves as soon as it draws <EOS>. The first sampling
+netsynth's own cache (models/decoding.py), from which a flow leaves as soon as it draws <EOS>; one flow per call
+steps a NumPy decoder on a CPU (models/numpy_decoding.py) and replays CUDA graphs on a GPU. The first sampling
 run of each model checks the decoder's second step against the model's full forward pass over the prefix, so a
 decoder that disagrees with transformers stops the run instead of giving wrong flows.
 """
