@@ -1,9 +1,10 @@
-"""A/B of the sampler (models/sequence.py with the step decoders of models/decoding.py) of two commits, in one process.
+"""A/B of the sampler (models/sequence.py with the step decoders of models/decoding.py and models/numpy_decoding.py)
+of two commits, in one process.
 
     python benchmarks/decoder_ab.py MODEL_DIR --against REV [--rounds 4] [--calls 60] [--batch 1024] [--precision fp32|bf16]
 
 Whole runs of benchmarks/generation.py on a shared 2-core machine differ by more than most changes to a sampler, so
-a change is judged here: the working tree's sampler and the one of commit REV (both files read with `git show`)
+a change is judged here: the working tree's sampler and the one of commit REV (its files read with `git show`)
 sample the same saved llama or mamba model (netsynth.load) in alternating rounds. Each round times one flow per call
 (`--calls` calls) and one batch of `--batch` flows with each sampler; medians over the rounds. Also prints the share of
 a batch's flows that both samplers draw identically for one seed (float rounding may move a draw that lies on a
@@ -52,9 +53,15 @@ def module_at(revision: str | None, name: str):
 
 
 def sampler_at(revision: str | None):
-    """sample_tokens of `revision`, stepping that revision's decoders."""
-    sequence = module_at(revision, "sequence.py")
-    sequence.decoder_for = module_at(revision, "decoding.py").decoder_for
+    """sample_tokens of `revision`, stepping that revision's decoders (its NumPy decoders too, where it has them,
+    over its own folding)."""
+    sequence, decoding = module_at(revision, "sequence.py"), module_at(revision, "decoding.py")
+    sequence.decoder_for = decoding.decoder_for
+    if hasattr(sequence, "numpy_decoder_for"):
+        numpy_decoding = module_at(revision, "numpy_decoding.py")
+        for name in ("_folded", "_folded_llama", "_folded_mamba", "_Projection"):
+            setattr(numpy_decoding, name, getattr(decoding, name))
+        sequence.numpy_decoder_for, sequence.one_blas_thread = numpy_decoding.numpy_decoder_for, numpy_decoding.one_blas_thread
     return sequence.sample_tokens
 
 
