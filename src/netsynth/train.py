@@ -204,7 +204,9 @@ class Trainer:
         if s.dp_epsilon is not None:  # FitOptions refuses resume with it
             return self.fit_private(tensors)
         loader, val = self.split(tensors)
-        optimizer = torch.optim.AdamW(self.module.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+        # fused: one kernel over every parameter; on 2 CPU cores a step of llama's 2 M parameters took 0.62 ms fused
+        # and 2.4 ms in the default (foreach) form, an epoch of IoT Sentinel 2.4 % less (BENCHMARKS.md)
+        optimizer = torch.optim.AdamW(self.module.parameters(), lr=s.lr, weight_decay=s.weight_decay, fused=True)
         if resume:
             self.restore(optimizer)
         epochs, patience = s.budget(len(loader))
