@@ -322,15 +322,7 @@ def sample_tokens(model, codec: TokenCodec, codes: np.ndarray, seed: int, temper
     weights = weights_key(model)
     opened, first_logits = _opening(model, codec, device, weights)
     batch = min(batch_size, len(codes))
-    decoder, threads = None, contextlib.nullcontext()
-    if fast_one_flow and batch == 1:
-        if device.type == "cuda":
-            decoder = graphed_decoder(model, codec.n_packets, opened, weights)
-        elif device.type == "cpu":
-            decoder = numpy_decoder_for(model, codec.n_packets, weights)  # None where it does not apply
-            threads = contextlib.nullcontext() if decoder is None else one_blas_thread()
-    if decoder is None:
-        decoder = decoder_for(model, batch, codec.n_packets, weights)  # restored for each batch
+    decoder, threads = _decoder(model, codec.n_packets, batch, device, opened, weights, fast_one_flow)
     with threads:
         for start in range(0, len(codes), batch_size):
             chunk = np.asarray(codes[start:start + batch_size], dtype=np.int64)
@@ -357,6 +349,19 @@ def sample_tokens(model, codec: TokenCodec, codes: np.ndarray, seed: int, temper
                     logits = decoder.step(ids)
             out[start:start + len(prompt)] = tokens.cpu().numpy()
     return out
+
+
+def _decoder(model, length: int, batch: int, device: torch.device, opened: tuple, weights: tuple, fast_one_flow: bool):
+    """(decoder, context to step it in) for batches of up to `batch` flows: at one flow, CUDA graphs on CUDA and a
+    NumPy decoder on the CPU with NumPy's BLAS on one thread (numpy_decoding.one_blas_thread), where they apply and
+    `fast_one_flow` allows; otherwise the torch decoder, restored for each batch."""
+    if fast_one_flow and batch == 1 and device.type == "cuda":
+        return graphed_decoder(model, length, opened, weights), contextlib.nullcontext()
+    if fast_one_flow and batch == 1 and device.type == "cpu":
+        decoder = numpy_decoder_for(model, length, weights)  # None where it does not apply
+        if decoder is not None:
+            return decoder, one_blas_thread()
+    return decoder_for(model, batch, length, weights), contextlib.nullcontext()
 
 
 _OPENINGS = weakref.WeakKeyDictionary()  # model -> (what the opening read, the decoder's snapshot, the logits)
