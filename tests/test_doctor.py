@@ -14,7 +14,7 @@ def test_doctor_checks_both_samplers_against_their_reference(capsys):
     lines = out.splitlines()
     assert lines[0].startswith("ok      versions: python") and "transformers" in lines[0]
     for kind in ("llama", "mamba"):
-        line = next(line for line in lines if line.startswith(f"ok      {kind}: sampler's step decoder against a full forward pass"))
+        line = next(line for line in lines if line.startswith(f"ok      {kind}: sampler's step decoders against a full forward pass"))
         assert "within 1e-05" in line
 
 

@@ -86,13 +86,14 @@ def sampler_findings(seed: int = 0) -> list[Finding]:
     for kind in ("llama", "mamba"):
         model = create(kind, **KINDS[kind].tiny, vocabulary="observed").fit(flows, epochs=5, batch_size=16, lr=1e-2, seed=seed)
         findings += [Finding(kind, note) for note in model.runtime_notes(resolve_device("auto"))]
-        try:
-            error = sampler_reference_error(model.module_, model.codec_, codes, seed=seed)
+        try:  # batches, and one flow per call (its own decoder: NumPy on a CPU, CUDA graphs on a GPU)
+            error = max(sampler_reference_error(model.module_, model.codec_, codes, seed=seed),
+                        sampler_reference_error(model.module_, model.codec_, codes[:8], seed=seed, batch_size=1))
         except NetsynthError as e:
             findings.append(Finding(kind, str(e), True))
             continue
         ok = error <= TOLERANCE
-        findings.append(Finding(kind, f"sampler's step decoder against a full forward pass: largest difference "
+        findings.append(Finding(kind, f"sampler's step decoders against a full forward pass: largest difference "
                                       f"{error:.1e} ({'within' if ok else 'above'} {TOLERANCE:g})", not ok))
     return findings
 
