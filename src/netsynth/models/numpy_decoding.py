@@ -12,7 +12,8 @@ scale in a query and key weight per position), with its state laid out for NumPy
                         step t attends over positions 0..t. q, k and v come from one product over their stacked
                         weights, gate and up from another (one call each; in torch the split outputs of a stacked
                         product were strided views that slowed every later operation, decoding.py).
-    NumpyMambaDecoder   conv [layers, E, K] and ssm [layers, E, N]: the state of decoding.MambaDecoder for one flow
+    NumpyMambaDecoder   conv [layers, K, E] (the last K inputs of the convolution, oldest first: a shift moves whole
+                        rows) and ssm [layers, E, N]: the state of decoding.MambaDecoder for one flow
 
 Same interface as models/decoding.py's decoders (step, restore from their snapshot; no keep: at one flow a flow that
 ends ends the batch), for float32 weights of plain linear layers and SiLU activations (`numpy_decoder_for` returns
@@ -153,7 +154,7 @@ class NumpyLlamaDecoder:
 class NumpyMambaDecoder:
     @staticmethod
     def fold(model, length: int, dtype) -> dict | None:
-        """What every step reads: per block (in_proj, x_proj, dt_proj, out_proj, conv weight [E, K] and bias,
+        """What every step reads: per block (in_proj, x_proj, dt_proj, out_proj, conv weight [K, E] and bias,
         A log2(e) [E, N], D [E], the norm's eps), the output projection, the embedding and the shapes; None if the
         decoder does not apply."""
         if not _plain(model):
@@ -166,7 +167,7 @@ class NumpyMambaDecoder:
             if any(part is None for part in parts):
                 return None
             conv_bias = None if mixer.conv1d.bias is None else mixer.conv1d.bias.detach().numpy()
-            arrays.append((*parts, mixer.conv1d.weight[:, 0].detach().numpy(), conv_bias, p.A_log2e.numpy(),
+            arrays.append((*parts, mixer.conv1d.weight[:, 0].T.detach().numpy().copy(), conv_bias, p.A_log2e.numpy(),
                            mixer.D.detach().numpy(), p.eps))
         if head.weight is None:
             return None
@@ -176,7 +177,7 @@ class NumpyMambaDecoder:
                     adds_class=getattr(model.backbone.embeddings, "adds_first_token", False),
                     width=config.intermediate_size, state=config.state_size,
                     rank=model.backbone.layers[0].mixer.dt_proj.in_features,
-                    conv_shape=(config.num_hidden_layers, config.intermediate_size, config.conv_kernel),
+                    conv_shape=(config.num_hidden_layers, config.conv_kernel, config.intermediate_size),
                     ssm_shape=(config.num_hidden_layers, config.intermediate_size, config.state_size))
 
     def __init__(self, folded: dict):
@@ -190,7 +191,7 @@ class NumpyMambaDecoder:
             raise ValueError(f"a NumPy decoder holds one flow, not {len(rows)}")
         conv, ssm, class_embedding = snapshot
         row = int(rows[0])
-        self.conv[:] = conv[:, row].numpy()
+        self.conv[:] = conv[:, row].transpose(1, 2).numpy()
         self.ssm[:] = ssm[:, row].numpy()
         self.class_embedding = None if class_embedding is None else class_embedding[row].numpy()
 
@@ -205,9 +206,9 @@ class NumpyMambaDecoder:
                 self.blocks, self.conv, self.ssm):
             h = _affine(_rms(x, eps), in_proj)
             xs, z = h[:self.width], h[self.width:]
-            conv[:, :-1] = conv[:, 1:]
-            conv[:, -1] = xs
-            xs = np.einsum("ek,ek->e", conv, conv_weight)
+            conv[:-1] = conv[1:]
+            conv[-1] = xs
+            xs = (conv * conv_weight).sum(0)
             xs = _silu(xs if conv_bias is None else xs + conv_bias)
             h = _affine(xs, x_proj)
             dt = np.logaddexp(0.0, _affine(h[:self.rank], dt_proj))  # softplus
