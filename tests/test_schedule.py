@@ -97,3 +97,20 @@ def test_the_loader_reads_whole_batches_the_same_as_flow_by_flow(monkeypatch):
         for got, want in zip(batches, expected, strict=True):
             assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
     assert reads == [len(b[0]) for b in batches] * 2 and len(val_x) == 23
+
+
+def test_the_fused_optimizer_steps_as_the_default_one(monkeypatch):
+    """The loop's AdamW is fused (one kernel over every parameter); the reference is torch's default form."""
+    default_adamw, used = torch.optim.AdamW, []
+
+    def adamw(*args, fused=None, **kwargs):
+        used.append(fused)
+        return default_adamw(*args, fused=fused if forced is None else forced, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "AdamW", adamw)
+    forced = None
+    _, _, fused = run(monkeypatch, epochs=30)
+    forced = False
+    _, _, reference = run(monkeypatch, epochs=30)
+    assert used == [True, True]  # what the loop asked for, both times
+    torch.testing.assert_close(fused, reference, rtol=1e-5, atol=1e-6)
