@@ -3,7 +3,7 @@
 At one flow a decoder step is about a hundred products and sums of vectors of a few hundred numbers, so what each
 operation costs to call, not its arithmetic, sets the step's time: a torch operation on a CPU tensor costs several
 microseconds of dispatch, a NumPy one about one. A step at one flow over positions 1-9 (IoT Sentinel's paper-size
-models) took 152 us in NumPy against 315 us in torch (llama) and 104 against 276 us (mamba; BENCHMARKS.md). No
+models) took 152 us in NumPy against 315 us in torch (llama) and 97 against 276 us (mamba; BENCHMARKS.md). No
 library runs a transformers model's step at that cost, so the step is written here, over the weights that
 models/decoding.py folds (each RMSNorm's weight in the products after it, llama's rotary embedding and attention
 scale in a query and key weight per position), with its state laid out for NumPy:
