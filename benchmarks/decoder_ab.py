@@ -61,7 +61,8 @@ def sampler_at(revision: str | None):
         numpy_decoding = module_at(revision, "numpy_decoding.py")
         for name in ("_folded", "_folded_llama", "_folded_mamba", "_Projection"):
             setattr(numpy_decoding, name, getattr(decoding, name))
-        sequence.numpy_decoder_for, sequence.one_blas_thread = numpy_decoding.numpy_decoder_for, numpy_decoding.one_blas_thread
+        sequence.numpy_decoder_for = numpy_decoding.numpy_decoder_for
+        sequence.one_blas_thread = numpy_decoding.one_blas_thread
     return sequence.sample_tokens
 
 

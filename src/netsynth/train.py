@@ -64,8 +64,8 @@ def fit_module(module: torch.nn.Module, loss_fn: Callable, tensors: tuple[torch.
 def _accelerator(device: torch.device):
     """An Accelerator on `device`. Accelerate keeps one device per process from its first Accelerator on: a process
     that trained on the GPU and then asked for the CPU got a ValueError (seen on an H200), and one that trained on the
-    CPU first would train there again when asked for the GPU (its state, once made, is kept). Outside a distributed launch (which fixes each process's device) the state is
-    reset, so that every fit trains where it was asked to."""
+    CPU first would train there again when asked for the GPU (its state, once made, is kept). Outside a distributed
+    launch (which fixes each process's device) the state is reset, so that every fit trains where it was asked to."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
@@ -79,8 +79,7 @@ class WholeBatches(torch.utils.data.TensorDataset):
     where reading flow by flow and stacking them costs Python calls per flow. On a 2-core CPU an epoch of IoT
     Sentinel's token ids at batch 4,096 took 17.5 ms flow by flow and 1.9 ms whole (benchmarks/loader.py): nothing
     beside a CPU's training step, but at that reading speed a sixth of an epoch at the 100,000 flows/s llama trained
-    at on an H200.
-    The same batches in the same order."""
+    at on an H200. The same batches in the same order."""
 
     def __getitems__(self, index: list[int]) -> tuple[torch.Tensor, ...]:
         index = torch.as_tensor(index)

@@ -59,7 +59,8 @@ def numpy_decoder_for(model, length: int, weights: tuple):
 
 def _plain(model) -> bool:
     """Whether the NumPy decoders compute what `model` does: float32 weights and SiLU activations."""
-    return model.get_input_embeddings().weight.dtype == torch.float32 and getattr(model.config, "hidden_act", None) == "silu"
+    return (model.get_input_embeddings().weight.dtype == torch.float32
+            and getattr(model.config, "hidden_act", None) == "silu")
 
 
 def _arrays(*projections: _Projection, t: int | None = None) -> tuple | None:

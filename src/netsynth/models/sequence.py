@@ -297,7 +297,7 @@ def _inverse_cdf(probs: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 @torch.inference_mode()
 def sample_tokens(model, codec: TokenCodec, codes: np.ndarray, seed: int, temperature: float = 1.0, top_k: int = 0,
-                  batch_size: int = 1024, device: torch.device | str = "cpu", on_step=None,
+                  batch_size: int = SAMPLE_BATCH, device: torch.device | str = "cpu", on_step=None,
                   fast_one_flow: bool = True) -> np.ndarray:
     """Token ids [n, N] after the class prompt; a flow's tokens after its <EOS> are <EOS>.
 
