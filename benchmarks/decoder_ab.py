@@ -7,8 +7,8 @@ Whole runs of benchmarks/generation.py on a shared 2-core machine differ by more
 a change is judged here: the working tree's sampler and the one of commit REV (its files read with `git show`)
 sample the same saved llama or mamba model (netsynth.load) in alternating rounds. Each round times one flow per call
 (`--calls` calls) and one batch of `--batch` flows with each sampler; medians over the rounds. Also prints the share of
-a batch's flows that both samplers draw identically for one seed (float rounding may move a draw that lies on a
-boundary).
+flows that both samplers draw identically, of a batch for one seed and of one flow per call for `--calls` seeds (float
+rounding may move a draw that lies on a boundary).
 """
 import argparse
 import importlib.util
@@ -84,8 +84,10 @@ def seconds(name: str, codes: np.ndarray, calls: int) -> float:
 
 
 drawn = [sample(name, batch, seed=7) for name in samplers]  # also the warm-up
+alone = [np.concatenate([sample(name, one, seed) for seed in range(args.calls)]) for name in samplers]
 print(f"{model.kind}, {model.n_packets_} packets, {args.precision}; flows drawn identically by both: "
-      f"{(drawn[0] == drawn[1]).all(axis=1).mean():.1%}")
+      f"{(drawn[0] == drawn[1]).all(axis=1).mean():.1%} of a batch, {(alone[0] == alone[1]).all(axis=1).mean():.1%} "
+      "of one flow per call")
 per_call = {name: [] for name in samplers}
 rate = {name: [] for name in samplers}
 for _ in range(args.rounds):

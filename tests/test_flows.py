@@ -40,6 +40,10 @@ def test_invariants_are_enforced():
         FlowSet.from_labels([[0, 0]], [[0, 0]], ["a"])
     with pytest.raises(ValueError, match="size 0"):
         FlowSet.from_labels([[5, 3]], [[1, 0]], ["a"])
+    for bad in (2, -2, 127, -128):  # int8's ends too, where an absolute value would overflow
+        with pytest.raises(ValueError, match="directions must be"):
+            FlowSet.from_labels([[5, 3]], [[1, bad]], ["a"])
+    assert len(FlowSet.from_labels(np.zeros((0, 3)), np.zeros((0, 3)), [], classes=["a"])) == 0
 
 
 def test_signed_and_sequences():

@@ -16,7 +16,8 @@ from netsynth import NetsynthError
 from netsynth.codecs.tokens import EOS
 from netsynth.models.decoding import GraphedDecoder, _GRAPHED, decoder_for, weights_key
 from netsynth.models.numpy_decoding import NumpyLlamaDecoder, NumpyMambaDecoder, numpy_decoder_for
-from netsynth.models.sequence import draw, sample_tokens, sampler_reference_error
+from netsynth.models.sequence import (_draw_in_numpy, _inverse_cdf, draw, next_token_distribution,
+                                      numpy_next_token_distribution, sample_tokens, sampler_reference_error)
 from netsynth.precision import autocast
 from conftest import requires_cuda
 from test_models import TINY
@@ -88,17 +89,23 @@ def test_one_flow_per_call_on_cuda_replays_graphs_that_draw_what_the_eager_decod
             assert sampler_reference_error(module, codec, codes, batch_size=1) <= 1e-5
 
 
-def test_one_flow_per_call_on_the_cpu_steps_numpy_and_draws_from_the_full_forward_distribution(trained):
+@pytest.mark.parametrize("settings", SETTINGS, ids=["plain", "temperature-top-k"])
+def test_one_flow_per_call_on_the_cpu_steps_numpy_and_draws_from_the_full_forward_distribution(trained, settings):
     module, codec = trained.module_, trained.codec_
     codes = np.arange(24) % len(trained.classes_)
-    assert sampler_reference_error(module, codec, codes, batch_size=1) <= 1e-5
+    assert sampler_reference_error(module, codec, codes, batch_size=1, **settings) <= 1e-5
     decoder = numpy_decoder_for(module, codec.n_packets, weights_key(module))
     assert type(decoder) is {"llama": NumpyLlamaDecoder, "mamba": NumpyMambaDecoder}[trained.kind]
-    fast = np.concatenate([sample_tokens(module, codec, codes[i:i + 1], seed=i) for i in range(len(codes))])
-    eager = np.concatenate([sample_tokens(module, codec, codes[i:i + 1], seed=i, fast_one_flow=False)
+    fast = np.concatenate([sample_tokens(module, codec, codes[i:i + 1], seed=i, **settings)
+                           for i in range(len(codes))])
+    eager = np.concatenate([sample_tokens(module, codec, codes[i:i + 1], seed=i, fast_one_flow=False, **settings)
                             for i in range(len(codes))])
     # the same seeds draw the same flows but where float rounding moves a draw that lies on a boundary
     assert (fast == eager).all(axis=1).mean() >= 0.9
+    # several flows one at a time: each flow's uniform numbers follow the last one's, as in the batched loop
+    many = sample_tokens(module, codec, codes, seed=3, batch_size=1, **settings)
+    assert (many == sample_tokens(module, codec, codes, seed=3, batch_size=1, fast_one_flow=False,
+                                  **settings)).all(axis=1).mean() >= 0.9
     with torch.autocast("cpu", dtype=torch.bfloat16):  # bf16 products: the torch decoder's
         assert numpy_decoder_for(module, codec.n_packets, weights_key(module)) is None
 
@@ -129,11 +136,11 @@ def test_the_numpy_decoders_step_as_the_torch_decoders_do(kind):
         numpy_decoder = numpy_decoder_for(model, prefix.shape[1], weights_key(model))
         one = decoder_for(model, 1, prefix.shape[1])
         for row in range(len(prefix)):
-            numpy_decoder.restore(snapshot, torch.tensor([row]))
+            numpy_decoder.restore(snapshot, row)
             one.restore(snapshot, torch.tensor([row]))
             for t in range(1, prefix.shape[1]):
-                torch.testing.assert_close(numpy_decoder.step(prefix[row, t:t + 1]), one.step(prefix[row, t:t + 1]),
-                                           rtol=1e-5, atol=1e-5)
+                torch.testing.assert_close(torch.from_numpy(numpy_decoder.step(int(prefix[row, t]))),
+                                           one.step(prefix[row, t:t + 1])[0], rtol=1e-5, atol=1e-5)
 
 
 def test_the_default_batch_is_larger_on_a_gpu_and_a_given_one_is_kept(trained, monkeypatch):
@@ -257,6 +264,35 @@ def test_draw_with_u_zero_skips_leading_zero_probability_tokens(monkeypatch, blo
     monkeypatch.setattr(torch, "rand", lambda shape, generator=None, device=None: torch.zeros(shape))
     probs = torch.tensor([[0.0, 0.0, 0.0, 0.3, 0.7]]).expand(64, -1)  # 64 rows: two levels where the block is short
     assert (draw(probs, torch.Generator(), block=block)[:, 0] == 3).all()
+    assert _draw_in_numpy(probs[0].numpy(), torch.Generator()) == 3
+
+
+def test_the_numpy_draw_picks_what_the_torch_draw_picks_from_the_same_generator():
+    """The one-flow loop's draw (NumPy, one row) against _inverse_cdf, the batched loop's at one row: the same
+    uniform numbers and cumulative sums, so the same token for every row, zeros and peaked rows included."""
+    rng = np.random.default_rng(0)
+    rows = rng.dirichlet(np.full(3000, 0.05), size=300).astype(np.float32)
+    rows[::3, rng.integers(0, 3000, 500)] = 0
+    rows[1::3] = 0
+    rows[1::3, 7] = 1
+    numpy_gen, torch_gen = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    picked = [_draw_in_numpy(row, numpy_gen) for row in rows]
+    expected = [int(_inverse_cdf(torch.from_numpy(row)[None], torch_gen)) for row in rows]
+    assert picked == expected and len(set(picked)) > 50
+
+
+@pytest.mark.parametrize("temperature, top_k", [(1.0, 0), (0.7, 0), (1.3, 5), (1.0, 3000), (1.0, 4000)])
+def test_the_numpy_distribution_is_the_torch_distribution(temperature, top_k):
+    """numpy_next_token_distribution (one flow) against next_token_distribution, with masked tokens and ties at the
+    k-th value (kept by both)."""
+    rng = np.random.default_rng(1)
+    logits = (rng.normal(0, 3, 3000)).astype(np.float32)
+    logits[10:20] = logits.max() + 1  # ten tied largest values: top 5 keeps all ten
+    bias = np.where(np.arange(3000) < 4, -np.inf, 0).astype(np.float32)
+    expected = next_token_distribution(torch.from_numpy(logits)[None], torch.from_numpy(bias), temperature, top_k)[0]
+    got = numpy_next_token_distribution(logits.copy(), bias, temperature, top_k)
+    torch.testing.assert_close(torch.from_numpy(got), expected, rtol=1e-5, atol=1e-7)
+    assert (got[:4] == 0).all() and ((got > 0).sum() == 10 if top_k == 5 else True)
 
 
 @pytest.mark.parametrize("mode", ["int8-dynamic", "int8-weight-only"])

@@ -15,13 +15,15 @@ scale in a query and key weight per position), with its state laid out for NumPy
     NumpyMambaDecoder   conv [layers, K, E] (the last K inputs of the convolution, oldest first: a shift moves whole
                         rows) and ssm [layers, E, N]: the state of decoding.MambaDecoder for one flow
 
-Same interface as models/decoding.py's decoders (step, restore from their snapshot; no keep: at one flow a flow that
-ends ends the batch), for float32 weights of plain linear layers and SiLU activations (`numpy_decoder_for` returns
-None for any other model, which then samples through decoding.py). check_decoder holds them to a full transformers
+Each steps one flow from a token (an int) to its logits (a NumPy array) and restores a row of models/decoding.py's
+decoders' snapshot; the sampler's one-flow loop (sequence._sample_in_numpy) draws in NumPy too. For float32 weights of
+plain linear layers and SiLU activations (`numpy_decoder_for` returns None for any other model, which then samples
+through decoding.py). check_decoder holds them to a full transformers
 forward pass, and tests/test_sampling.py to every step's distribution and to the torch decoders' logits.
 """
 from __future__ import annotations
 
+import contextlib
 
 import numpy as np
 import torch
@@ -30,16 +32,25 @@ from scipy.special import expit
 from netsynth.models.decoding import _folded, _folded_llama, _folded_mamba, _Projection
 
 
+@contextlib.contextmanager
 def one_blas_thread():
     """A context in which NumPy's BLAS runs on the calling thread alone. OpenBLAS's worker threads stay awake for a
     while after a product and took the cores from torch's threads: llama sampled batches of 1,024 at 0.77x its speed
     right after one-flow calls with two BLAS threads, 1.00x with one, and one flow per call was no slower
     (BENCHMARKS.md). threadpoolctl (scikit-learn's own dependency) finds the BLAS that NumPy loaded, whichever it is;
-    its controller is made at the first call (about 1 ms), a limit costs about 5 us."""
+    its controller is made at the first call (about 1 ms). Its own `limit` context reads every library's full info on
+    entry (9 us a call); this one reads and sets the thread counts alone (about 2 us)."""
     if not _BLAS:
         from threadpoolctl import ThreadpoolController
-        _BLAS.append(ThreadpoolController().select(user_api="blas"))
-    return _BLAS[0].limit(limits=1)
+        _BLAS.extend(ThreadpoolController().select(user_api="blas").lib_controllers)
+    before = [blas.get_num_threads() for blas in _BLAS]
+    for blas in _BLAS:
+        blas.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for blas, threads in zip(_BLAS, before):
+            blas.set_num_threads(threads)
 
 
 _BLAS = []
@@ -120,18 +131,15 @@ class NumpyLlamaDecoder:
         self.k, self.v = np.empty(self.cache, np.float32), np.empty(self.cache, np.float32)
         self.t = 0
 
-    def restore(self, snapshot: tuple, rows: torch.Tensor) -> None:
-        """Continue from the flow at rows[0] of a LlamaDecoder's snapshot ([t, layers, B, kv_heads, head_dim])."""
-        if len(rows) != 1:
-            raise ValueError(f"a NumPy decoder holds one flow, not {len(rows)}")
+    def restore(self, snapshot: tuple, row: int) -> None:
+        """Continue from the flow at `row` of a LlamaDecoder's snapshot ([t, layers, B, kv_heads, head_dim])."""
         self.t, k, v = snapshot
-        row = int(rows[0])
         self.k[:, :, :self.t] = k[:, :, row].permute(1, 2, 0, 3).numpy()
         self.v[:, :, :self.t] = v[:, :, row].permute(1, 2, 0, 3).numpy()
 
-    def step(self, ids: torch.Tensor) -> torch.Tensor:
-        """Logits [1, V] (float32) of the next token after `ids` [1], the token at position t."""
-        x, t = self.embedding[int(ids[0])], self.t
+    def step(self, token: int) -> np.ndarray:
+        """Logits [V] (float32) of the next token after `token`, the token at position t."""
+        x, t = self.embedding[token], self.t
         queries = self.kv_heads * self.group * self.head_dim
         keys = self.kv_heads * self.head_dim
         for (qkv, o, gate_up, down, eps), k, v in zip(self.layers, self.k, self.v):
@@ -146,10 +154,7 @@ class NumpyLlamaDecoder:
             h = _affine(_rms(x, eps[1]), gate_up)
             x = x + _affine(_silu(h[:self.width]) * h[self.width:], down)
         self.t += 1
-        return torch.from_numpy(_affine(_rms(x, self.eps), self.head)[None])
-
-    def keep(self, rows: torch.Tensor) -> None:
-        raise ValueError("a NumPy decoder's batch cannot shrink")
+        return _affine(_rms(x, self.eps), self.head)
 
 
 class NumpyMambaDecoder:
@@ -186,19 +191,16 @@ class NumpyMambaDecoder:
         self.conv, self.ssm = np.zeros(self.conv_shape, np.float32), np.zeros(self.ssm_shape, np.float32)
         self.class_embedding = None
 
-    def restore(self, snapshot: tuple, rows: torch.Tensor) -> None:
-        """Continue from the flow at rows[0] of a MambaDecoder's snapshot."""
-        if len(rows) != 1:
-            raise ValueError(f"a NumPy decoder holds one flow, not {len(rows)}")
+    def restore(self, snapshot: tuple, row: int) -> None:
+        """Continue from the flow at `row` of a MambaDecoder's snapshot."""
         conv, ssm, class_embedding = snapshot
-        row = int(rows[0])
         self.conv[:] = conv[:, row].transpose(1, 2).numpy()
         self.ssm[:] = ssm[:, row].numpy()
         self.class_embedding = None if class_embedding is None else class_embedding[row].numpy()
 
-    def step(self, ids: torch.Tensor) -> torch.Tensor:
-        """Logits [1, V] (float32) of the next token after `ids` [1] (the class token at the first step)."""
-        x = self.embedding[int(ids[0])]
+    def step(self, token: int) -> np.ndarray:
+        """Logits [V] (float32) of the next token after `token` (the class token at the first step)."""
+        x = self.embedding[token]
         if self.adds_class:
             if self.class_embedding is None:
                 self.class_embedding = x
@@ -218,7 +220,4 @@ class NumpyMambaDecoder:
             ssm += (dt * xs)[:, None] * b
             y = ssm @ c + xs * d
             x = x + _affine(y * _silu(z), out_proj)
-        return torch.from_numpy(_affine(_rms(x, self.eps), self.head)[None])
-
-    def keep(self, rows: torch.Tensor) -> None:
-        raise ValueError("a NumPy decoder's batch cannot shrink")
+        return _affine(_rms(x, self.eps), self.head)

@@ -11,7 +11,6 @@ decoder that disagrees with transformers stops the run instead of giving wrong f
 """
 from __future__ import annotations
 
-import contextlib
 import weakref
 from dataclasses import dataclass
 
@@ -225,6 +224,11 @@ class CausalLMGenerator(NeuralGenerator):
 _CHECKED = weakref.WeakKeyDictionary()  # model -> the decoder classes already checked against it
 
 
+def decoder_checked(model, decoder) -> bool:
+    """Whether check_decoder has passed `decoder`'s class for `model`."""
+    return type(decoder) in _CHECKED.get(model, ())
+
+
 def check_decoder(model, decoder, prefix: torch.Tensor, logits: torch.Tensor) -> None:
     """Stop if the decoder's logits after `prefix` [B, t] differ from one forward pass of the model over it.
     Once per model and decoder class: a check costs a full forward pass, as much as sampling one flow.
@@ -232,7 +236,7 @@ def check_decoder(model, decoder, prefix: torch.Tensor, logits: torch.Tensor) ->
     Float rounding passes; so does the noise of dynamic int8 quantization (activation scales depend on the
     tensor, so the step and the full pass round differently), which is small beside what the context changes.
     A decoder that loses the context gives the logits of the last token alone, which fails."""
-    if type(decoder) in _CHECKED.get(model, ()):
+    if decoder_checked(model, decoder):
         return
     full = model(input_ids=prefix, use_cache=False).logits[:, -1].float()
     error = (full - logits).abs().max().item()
@@ -263,6 +267,17 @@ def next_token_distribution(logits: torch.Tensor, bias: torch.Tensor, temperatur
         kth = torch.topk(logits, min(top_k, logits.shape[1]), dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, -torch.inf)
     return torch.softmax(logits, dim=-1)
+
+
+def numpy_next_token_distribution(logits: np.ndarray, bias: np.ndarray, temperature: float, top_k: int) -> np.ndarray:
+    """next_token_distribution of one flow's float32 logits [V] in NumPy, for the one-flow loop (_sample_in_numpy);
+    tested against it."""
+    logits = (logits / temperature if temperature != 1 else logits) + bias
+    if top_k:
+        k = min(top_k, len(logits))
+        logits[logits < np.partition(logits, len(logits) - k)[len(logits) - k]] = -np.inf
+    weights = np.exp(logits - logits.max())
+    return weights / weights.sum()
 
 
 def draw(probs: torch.Tensor, gen: torch.Generator, block: int = 64) -> torch.Tensor:
@@ -303,8 +318,8 @@ def sample_tokens(model, codec: TokenCodec, codes: np.ndarray, seed: int, temper
 
     A flow leaves the batch when it draws <EOS>. on_step(start, step, rows, probs), when given, sees every
     distribution drawn from: probs [b, V] for the flows start + rows [b] of the batch that are still running.
-    One flow at a time replays the decoder's steps from CUDA graphs on CUDA (decoding.GraphedDecoder) and steps a
-    NumPy decoder on the CPU (numpy_decoding) unless `fast_one_flow` is False: then the torch decoder runs eagerly, the
+    One flow at a time replays the decoder's steps from CUDA graphs on CUDA (decoding.GraphedDecoder) and runs in
+    NumPy on the CPU (_sample_in_numpy) unless `fast_one_flow` is False: then the torch decoder runs eagerly, the
     reference both are tested against.
     """
     if temperature <= 0:
@@ -312,63 +327,97 @@ def sample_tokens(model, codec: TokenCodec, codes: np.ndarray, seed: int, temper
     device = torch.device(device)
     if device.type == "cuda" and device.index is None:  # as the parameters name it, or every call moves the model
         device = torch.device("cuda", torch.cuda.current_device())
-    if next(model.parameters()).device != device:  # quantized weights cannot be moved in place
+    # quantized weights cannot be moved in place; the embedding is never quantized, and next(model.parameters())
+    # walks the modules (15 us at one flow per call)
+    if model.get_input_embeddings().weight.device != device:
         model = model.to(device)
     if model.training:  # eval() walks every submodule: a cost that sampling one flow per call would pay each time
         model.eval()
-    biases = (token_bias(codec, 0, device), token_bias(codec, 1, device))  # the first packet, every later one
     gen = torch.Generator(device=device).manual_seed(seed)
-    out = np.empty((len(codes), codec.n_packets), dtype=np.int64)
     weights = weights_key(model)
-    opened, first_logits = _opening(model, codec, device, weights)
+    opened, first_logits, biases = _opening(model, codec, device, weights)
     batch = min(batch_size, len(codes))
-    decoder, threads = _decoder(model, codec.n_packets, batch, device, opened, weights, fast_one_flow)
-    with threads:
-        for start in range(0, len(codes), batch_size):
-            chunk = np.asarray(codes[start:start + batch_size], dtype=np.int64)
-            classes, prompt = torch.from_numpy(chunk).to(device), torch.from_numpy(codec.class_token(chunk)).to(device)
-            decoder.restore(opened, classes)
-            tokens = torch.full((len(prompt), codec.n_packets), EOS, device=device)
-            rows, logits = torch.arange(len(prompt), device=device), first_logits[classes]
-            for step in range(codec.n_packets):
-                if start == 0 and step == 1:  # nothing has ended yet: <EOS> cannot be a first packet
-                    check_decoder(model, decoder, torch.stack([prompt, tokens[:, 0]], dim=1), logits)
-                probs = next_token_distribution(logits, biases[step > 0], temperature, top_k)
-                if on_step is not None:
-                    on_step(start, step, rows, probs)
-                ids = draw(probs, gen)[:, 0]
-                tokens[rows, step] = ids
-                running = ids != EOS
-                if not running.all():
-                    if not running.any():
-                        break
-                    kept = running.nonzero()[:, 0]
-                    rows, ids = rows[kept], ids[kept]
-                    decoder.keep(kept)
-                if step + 1 < codec.n_packets:
-                    logits = decoder.step(ids)
-            out[start:start + len(prompt)] = tokens.cpu().numpy()
+    if fast_one_flow and batch == 1 and device.type == "cpu":
+        decoder = numpy_decoder_for(model, codec.n_packets, weights)  # None where it does not apply
+        if decoder is not None:
+            return _sample_in_numpy(model, decoder, codec, codes, opened, first_logits, biases, gen, temperature,
+                                    top_k, on_step)
+    if fast_one_flow and batch == 1 and device.type == "cuda":
+        decoder = graphed_decoder(model, codec.n_packets, opened, weights)
+    else:
+        decoder = decoder_for(model, batch, codec.n_packets, weights)
+    out = np.empty((len(codes), codec.n_packets), dtype=np.int64)
+    for start in range(0, len(codes), batch_size):
+        chunk = np.asarray(codes[start:start + batch_size], dtype=np.int64)
+        classes, prompt = torch.from_numpy(chunk).to(device), torch.from_numpy(codec.class_token(chunk)).to(device)
+        decoder.restore(opened, classes)
+        tokens = torch.full((len(prompt), codec.n_packets), EOS, device=device)
+        rows, logits = torch.arange(len(prompt), device=device), first_logits[classes]
+        for step in range(codec.n_packets):
+            if start == 0 and step == 1:  # nothing has ended yet: <EOS> cannot be a first packet
+                check_decoder(model, decoder, torch.stack([prompt, tokens[:, 0]], dim=1), logits)
+            probs = next_token_distribution(logits, biases[step > 0], temperature, top_k)
+            if on_step is not None:
+                on_step(start, step, rows, probs)
+            ids = draw(probs, gen)[:, 0]
+            tokens[rows, step] = ids
+            running = ids != EOS
+            if not running.all():
+                if not running.any():
+                    break
+                kept = running.nonzero()[:, 0]
+                rows, ids = rows[kept], ids[kept]
+                decoder.keep(kept)
+            if step + 1 < codec.n_packets:
+                logits = decoder.step(ids)
+        out[start:start + len(prompt)] = tokens.cpu().numpy()
     return out
 
 
-def _decoder(model, length: int, batch: int, device: torch.device, opened: tuple, weights: tuple, fast_one_flow: bool):
-    """(decoder, context to step it in) for batches of up to `batch` flows: at one flow, CUDA graphs on CUDA and a
-    NumPy decoder on the CPU with NumPy's BLAS on one thread (numpy_decoding.one_blas_thread), where they apply and
-    `fast_one_flow` allows; otherwise the torch decoder, restored for each batch."""
-    if fast_one_flow and batch == 1 and device.type == "cuda":
-        return graphed_decoder(model, length, opened, weights), contextlib.nullcontext()
-    if fast_one_flow and batch == 1 and device.type == "cpu":
-        decoder = numpy_decoder_for(model, length, weights)  # None where it does not apply
-        if decoder is not None:
-            return decoder, one_blas_thread()
-    return decoder_for(model, batch, length, weights), contextlib.nullcontext()
+def _sample_in_numpy(model, decoder, codec: TokenCodec, codes: np.ndarray, opened: tuple, first_logits: torch.Tensor,
+                     biases: tuple, gen: torch.Generator, temperature: float, top_k: int, on_step) -> np.ndarray:
+    """sample_tokens for one flow at a time on the CPU: a NumPy decoder (numpy_decoding), and the distribution and
+    the draw in NumPy too, with NumPy's BLAS on one thread (numpy_decoding.one_blas_thread). At one flow, each torch
+    call on the CPU costs several microseconds whatever its size: the batched loop's torch calls between two steps
+    (the distribution, the draw, the bookkeeping of finished flows) took 20-30 us beside llama's steps of 170 us.
+    The uniform numbers come from `gen` as in the batched loop, so both draw the same flows but where float rounding
+    moves a boundary."""
+    first, biases = first_logits.numpy(), [bias.numpy() for bias in biases]
+    out = np.full((len(codes), codec.n_packets), EOS, dtype=np.int64)
+    check = not decoder_checked(model, decoder)
+    with one_blas_thread():
+        for i, code in enumerate(np.asarray(codes).tolist()):
+            decoder.restore(opened, code)
+            logits = first[code]
+            for step in range(codec.n_packets):
+                probs = numpy_next_token_distribution(logits, biases[step > 0], temperature, top_k)
+                if on_step is not None:
+                    on_step(i, step, torch.zeros(1, dtype=torch.long), torch.from_numpy(probs)[None])
+                out[i, step] = token = _draw_in_numpy(probs, gen)
+                if token == EOS or step + 1 == codec.n_packets:
+                    break
+                logits = decoder.step(token)
+                if check:
+                    prefix = torch.tensor([[int(codec.class_token(np.array([code]))[0]), token]])
+                    check_decoder(model, decoder, prefix, torch.from_numpy(logits)[None])
+                    check = False
+    return out
 
 
-_OPENINGS = weakref.WeakKeyDictionary()  # model -> (what the opening read, the decoder's snapshot, the logits)
+def _draw_in_numpy(probs: np.ndarray, gen: torch.Generator) -> int:
+    """_inverse_cdf of one row [V], with the same uniform number from `gen`. The cumulative sum stays torch's: NumPy's
+    took 10 us over 3,000 tokens, torch's 4, and torch's accumulates in float64, so the sums are the same too."""
+    cum = torch.from_numpy(probs).cumsum(0).numpy()
+    u = np.float32(torch.rand(1, generator=gen).item()) * cum[-1]
+    return min(int(np.searchsorted(cum, u, side="right")), len(cum) - 1)
+
+
+_OPENINGS = weakref.WeakKeyDictionary()  # model -> (what the opening read, then what it returns)
 
 
 def _opening(model, codec: TokenCodec, device, weights: tuple) -> tuple:
-    """(snapshot, logits [C, V]): the decoder's state and logits after its first step over every class token.
+    """(snapshot, logits [C, V], biases): the decoder's state and logits after its first step over every class token,
+    and token_bias of the first packet and of every later one.
     That step sees the class token alone, so it is the same for every flow of a class: run once per model (while
     its `weights` (weights_key), the codec and the autocast setting stay) and restored into each batch, it saves each
     flow a step (a fifth of the steps of IoT Sentinel's flows of 3.8 packets on average)."""
@@ -379,7 +428,8 @@ def _opening(model, codec: TokenCodec, device, weights: tuple) -> tuple:
         prompts = torch.from_numpy(codec.class_token(np.arange(len(codec.classes)))).to(device)
         decoder = decoder_for(model, len(prompts), codec.n_packets, weights)
         logits = decoder.step(prompts)
-        _OPENINGS[model] = key, decoder.snapshot(), logits
+        biases = token_bias(codec, 0, device), token_bias(codec, 1, device)
+        _OPENINGS[model] = key, decoder.snapshot(), logits, biases
     return _OPENINGS[model][1:]
 
 
