@@ -67,7 +67,7 @@ class FlowSet:
 
     def _check_invariants(self):
         d = self.direction
-        if d.size and (d.min() < -1 or d.max() > 1):  # np.isin took 20 us at one flow, most of a FlowSet's making
+        if d.size and (d.min() < -1 or d.max() > 1):  # np.isin: 10.7 us at one flow, this 1.7
             raise ValueError("directions must be +1, -1 or 0 (padding)")
         real = d != 0
         if len(d) and not real[:, 0].all():

@@ -327,8 +327,8 @@ def sample_tokens(model, codec: TokenCodec, codes: np.ndarray, seed: int, temper
     device = torch.device(device)
     if device.type == "cuda" and device.index is None:  # as the parameters name it, or every call moves the model
         device = torch.device("cuda", torch.cuda.current_device())
-    # quantized weights cannot be moved in place; the embedding is never quantized, and next(model.parameters())
-    # walks the modules (15 us at one flow per call)
+    # quantized weights cannot be moved in place; the embedding is never quantized, and reading its device skips
+    # the walk over every module that next(model.parameters()) starts (a cost at one flow per call)
     if model.get_input_embeddings().weight.device != device:
         model = model.to(device)
     if model.training:  # eval() walks every submodule: a cost that sampling one flow per call would pay each time
@@ -379,9 +379,11 @@ def _sample_in_numpy(model, decoder, codec: TokenCodec, codes: np.ndarray, opene
     """sample_tokens for one flow at a time on the CPU: a NumPy decoder (numpy_decoding), and the distribution and
     the draw in NumPy too, with NumPy's BLAS on one thread (numpy_decoding.one_blas_thread). At one flow, each torch
     call on the CPU costs several microseconds whatever its size: the batched loop's torch calls between two steps
-    (the distribution, the draw, the bookkeeping of finished flows) took 20-30 us beside llama's steps of 170 us.
-    The uniform numbers come from `gen` as in the batched loop, so both draw the same flows but where float rounding
-    moves a boundary."""
+    (the distribution, the draw, the bookkeeping of finished flows) took about 30 us a draw under a line profiler,
+    beside llama's steps of 170 us; this loop, with a cheaper weights_key and BLAS limit, made one flow per call
+    1.2x (llama) and 1.3x (mamba) faster
+    (BENCHMARKS.md, "The one-flow loop in NumPy"). The uniform numbers come from `gen` as in the batched loop, so
+    both draw the same flows but where float rounding moves a boundary."""
     first, biases = first_logits.numpy(), [bias.numpy() for bias in biases]
     out = np.full((len(codes), codec.n_packets), EOS, dtype=np.int64)
     check = not decoder_checked(model, decoder)
