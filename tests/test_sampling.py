@@ -89,6 +89,33 @@ def test_one_flow_per_call_on_cuda_replays_graphs_that_draw_what_the_eager_decod
             assert sampler_reference_error(module, codec, codes, batch_size=1) <= 1e-5
 
 
+def assert_threads_draw_what_they_draw_alone(trained, device: str):
+    """One flow per call keeps state per model (the NumPy decoder's arrays, CUDA graphs): threads that sample one
+    model at once must each draw the flows that their seeds draw alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    module, codec = copy.deepcopy(trained.module_).to(device), trained.codec_
+    codes = np.arange(16) % len(trained.classes_)
+
+    def flows(seed):
+        return np.concatenate([sample_tokens(module, codec, codes[i:i + 1], seed=seed + i, device=device)
+                               for i in range(len(codes))])
+
+    alone = [flows(100 * k) for k in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(flows, [100 * k for k in range(4)]))
+    assert all(np.array_equal(a, b) for a, b in zip(alone, together))
+
+
+def test_threads_sampling_one_model_one_flow_at_a_time_on_the_cpu(trained):
+    assert_threads_draw_what_they_draw_alone(trained, "cpu")
+
+
+@requires_cuda
+def test_threads_sampling_one_model_one_flow_at_a_time_take_turns_on_its_cuda_graphs(trained):
+    assert_threads_draw_what_they_draw_alone(trained, "cuda")
+
+
 @pytest.mark.parametrize("settings", SETTINGS, ids=["plain", "temperature-top-k"])
 def test_one_flow_per_call_on_the_cpu_steps_numpy_and_draws_from_the_full_forward_distribution(trained, settings):
     module, codec = trained.module_, trained.codec_

@@ -23,6 +23,7 @@ The sampler checks every decoder against a full transformers forward pass over t
 from __future__ import annotations
 
 import math
+import threading
 import weakref
 
 import torch
@@ -46,9 +47,13 @@ def graphed_decoder(model, length: int, snapshot: tuple, weights: tuple):
     `weights` (weights_key), `length` and the autocast setting stay. snapshot: a decoder state to warm up from."""
     dtype = torch.is_autocast_enabled("cuda") and torch.get_autocast_dtype("cuda")
     key = (length, weights, dtype)
-    if model not in _GRAPHED or _GRAPHED[model][0] != key:
-        _GRAPHED[model] = key, GraphedDecoder(decoder_for(model, 1, length, weights), snapshot, length - 1)
-    return _GRAPHED[model][1]
+    with _CAPTURING:  # one capture at a time, and each model's graphs captured once
+        if model not in _GRAPHED or _GRAPHED[model][0] != key:
+            _GRAPHED[model] = key, GraphedDecoder(decoder_for(model, 1, length, weights), snapshot, length - 1)
+        return _GRAPHED[model][1]
+
+
+_CAPTURING = threading.Lock()
 
 
 class GraphedDecoder:
@@ -58,7 +63,9 @@ class GraphedDecoder:
     time: on an H200, llama's step took 1,568 us eagerly and 252 us replayed (BENCHMARKS.md). A graph reads and
     writes the addresses it was captured with: the decoder's state, which restore() copies into in place, and the
     token ids, copied into a buffer of its own. The batch cannot shrink (keep() is refused): at one flow, a flow that
-    ends ends the batch. Large batches stay eager, where the arithmetic, not the launches, takes the time."""
+    ends ends the batch. Large batches stay eager, where the arithmetic, not the launches, takes the time. Threads
+    that sample one model share its GraphedDecoder and take turns on it (`lock`, held for a whole call): its graphs
+    replay into one state."""
 
     def __init__(self, decoder, snapshot: tuple, steps: int):
         self.decoder = decoder
@@ -84,6 +91,7 @@ class GraphedDecoder:
                     logits = decoder.step(self.ids)
                 self.graphs.append((graph, logits))
         self.done = 0
+        self.lock = threading.Lock()
 
     def restore(self, snapshot: tuple, rows: torch.Tensor) -> None:
         if len(rows) != 1:

@@ -11,6 +11,7 @@ decoder that disagrees with transformers stops the run instead of giving wrong f
 """
 from __future__ import annotations
 
+import contextlib
 import weakref
 from dataclasses import dataclass
 
@@ -344,8 +345,18 @@ def sample_tokens(model, codec: TokenCodec, codes: np.ndarray, seed: int, temper
                                     top_k, on_step)
     if fast_one_flow and batch == 1 and device.type == "cuda":
         decoder = graphed_decoder(model, codec.n_packets, opened, weights)
+        turn = decoder.lock  # shared by the threads that sample this model
     else:
-        decoder = decoder_for(model, batch, codec.n_packets, weights)
+        decoder, turn = decoder_for(model, batch, codec.n_packets, weights), contextlib.nullcontext()
+    with turn:
+        return _sample_in_batches(model, decoder, codec, codes, opened, first_logits, biases, gen, temperature,
+                                  top_k, batch_size, device, on_step)
+
+
+def _sample_in_batches(model, decoder, codec: TokenCodec, codes: np.ndarray, opened: tuple,
+                       first_logits: torch.Tensor, biases: tuple, gen: torch.Generator, temperature: float, top_k: int,
+                       batch_size: int, device: torch.device, on_step) -> np.ndarray:
+    """sample_tokens' loop over batches of flows with a torch decoder (or its CUDA graphs at one flow)."""
     out = np.empty((len(codes), codec.n_packets), dtype=np.int64)
     for start in range(0, len(codes), batch_size):
         chunk = np.asarray(codes[start:start + batch_size], dtype=np.int64)
