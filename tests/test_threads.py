@@ -40,3 +40,19 @@ def test_freed_memory_stays_in_the_process_unless_the_user_sets_malloc():
                              check=True)
         kept_mib[case] = int(out.stdout.split()[-1])
     assert kept_mib["netsynth"] >= 72 and kept_mib["user's"] <= 24, kept_mib
+
+
+def test_the_one_flow_sampler_holds_blas_to_one_thread_and_gives_back_the_users_setting():
+    from threadpoolctl import threadpool_info, threadpool_limits
+    from netsynth.models.numpy_decoding import one_blas_thread
+
+    def blas_threads():
+        return {lib["filepath"]: lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    assert blas_threads()  # NumPy's BLAS is found (else the context would hold nothing)
+    with threadpool_limits(limits=3, user_api="blas"):
+        with pytest.raises(RuntimeError):
+            with one_blas_thread():
+                assert set(blas_threads().values()) == {1}
+                raise RuntimeError("an error while sampling")
+        assert set(blas_threads().values()) == {3}

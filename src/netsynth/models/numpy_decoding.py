@@ -24,6 +24,7 @@ forward pass, and tests/test_sampling.py to every step's distribution and to the
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import numpy as np
 import torch
@@ -37,23 +38,25 @@ def one_blas_thread():
     """A context in which NumPy's BLAS runs on the calling thread alone. OpenBLAS's worker threads stay awake for a
     while after a product and took the cores from torch's threads: llama sampled batches of 1,024 at 0.77x its speed
     right after one-flow calls with two BLAS threads, 1.00x with one, and one flow per call was no slower
-    (BENCHMARKS.md). threadpoolctl (scikit-learn's own dependency) finds the BLAS that NumPy loaded, whichever it is;
-    its controller is made at the first call (about 1 ms). Its own `limit` context reads every library's full info on
-    entry (9 us a call); this one reads and sets the thread counts alone (about 2 us)."""
-    if not _BLAS:
-        from threadpoolctl import ThreadpoolController
-        _BLAS.extend(ThreadpoolController().select(user_api="blas").lib_controllers)
-    before = [blas.get_num_threads() for blas in _BLAS]
-    for blas in _BLAS:
+    (BENCHMARKS.md). threadpoolctl finds the BLAS that NumPy loaded, whichever it is; its controller is made at the
+    first call (about 1 ms). Its own `limit` context reads every library's full description on entry (8.6 us a
+    call); this one reads and sets the thread counts alone (3.6 us)."""
+    libraries = _blas_libraries()
+    before = [blas.get_num_threads() for blas in libraries]
+    for blas in libraries:
         blas.set_num_threads(1)
     try:
         yield
     finally:
-        for blas, threads in zip(_BLAS, before):
+        for blas, threads in zip(libraries, before):
             blas.set_num_threads(threads)
 
 
-_BLAS = []
+@functools.cache
+def _blas_libraries() -> tuple:
+    """threadpoolctl's controllers of the BLAS libraries loaded in this process (none where it finds none)."""
+    from threadpoolctl import ThreadpoolController
+    return tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
 
 
 def numpy_decoder_for(model, length: int, weights: tuple):
