@@ -300,6 +300,35 @@ def test_llama_trains_on_a_cpu_with_eager_attention_which_gives_sdpas_loss_and_g
     assert (seen["eager"][1] - seen["sdpa"][1]).abs().max() <= 1e-5 * seen["sdpa"][1].abs().max()
 
 
+def test_llama_trains_through_a_table_of_its_rotary_embedding_that_leaves_when_training_ends(small_train,
+                                                                                             monkeypatch):
+    """Llama._training_on: the table gives what transformers' rotary embedding gives at positions 0..T-1 (the same
+    loss and gradients, to the bit), refuses other positions, serves every training step, and the trained module
+    has transformers' own rotary embedding again."""
+    import torch
+    from netsynth.models.llama import RotaryTable
+
+    served = []
+    forward = RotaryTable.forward
+    monkeypatch.setattr(RotaryTable, "forward",
+                        lambda self, x, position_ids: served.append(position_ids.shape) or forward(self, x, position_ids))
+    model = netsynth.create("llama", **TINY["llama"]).fit(small_train, epochs=1, batch_size=16, device="cpu")
+    assert len(served) >= len(small_train) * 0.9 / 16  # each training batch (and the validation's)
+    module, body = model.module_.train(), model.module_.model
+    assert type(body.rotary_emb).__name__ == "LlamaRotaryEmbedding"
+    ids = torch.from_numpy(model.codec_.encode(small_train))[:32]
+    seen = []
+    for rotary in (body.rotary_emb, RotaryTable(body.rotary_emb, module.config.max_position_embeddings)):
+        body.rotary_emb = rotary
+        module.zero_grad()
+        loss = model._loss(module, ids)
+        loss.backward()
+        seen.append((loss.item(), torch.cat([p.grad.flatten() for p in module.parameters()])))
+    assert seen[0][0] == seen[1][0] and torch.equal(seen[0][1], seen[1][1])
+    with pytest.raises(ValueError, match="positions 0..T-1"):
+        body.rotary_emb(torch.zeros(1), torch.arange(1, 4)[None])
+
+
 @requires_cuda
 def test_each_fit_trains_on_the_device_it_asks_for_in_one_process(small_train):
     """Accelerate keeps the first device of a process unless netsynth resets it (train._accelerator)."""

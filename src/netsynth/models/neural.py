@@ -1,6 +1,7 @@
 """What the neural generators share: a torch module built from the config, trained by the one loop."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 
@@ -37,8 +38,11 @@ class NeuralGenerator(Generator):
         """Parts a kind adds to the module it builds (llama and mamba: the timing head)."""
         return module
 
-    def _train_on(self, device: torch.device) -> None:
-        """What a kind sets on its module for training on `device` (llama: its attention kernel)."""
+    @contextlib.contextmanager
+    def _training_on(self, device: torch.device):
+        """What a kind sets on its module while it trains on `device` (llama: its attention kernel, and a table of its
+        rotary embedding that goes when training ends)."""
+        yield
 
     def _tensors(self, train: FlowSet) -> tuple[torch.Tensor, ...]:
         raise NotImplementedError
@@ -62,7 +66,6 @@ class NeuralGenerator(Generator):
         shown = options.verbose or options.progress
         log = (lambda msg: print(msg, file=sys.stderr)) if shown and is_main_process() else None
         device = resolve_device(options.device)
-        self._train_on(device)
         settings = dataclasses.replace(options.train_settings(), precision=self._training_precision(options, device))
         if log:
             log(f"{self.kind}: {self.n_parameters:,} trainable parameters, {len(train)} flows, "
@@ -70,9 +73,10 @@ class NeuralGenerator(Generator):
             for note in self.runtime_notes(device) + [self._precision_note(settings.precision, options, device)]:
                 log(note)
         loss = self._loss if options.dp_epsilon is None else self._private_loss
-        self.history_ = fit_module(self.module_, loss, self._tensors(train), settings,
-                                   checkpoint_dir=options.checkpoint_dir, resume=options.resume, log=log,
-                                   progress=options.progress)
+        with self._training_on(device):
+            self.history_ = fit_module(self.module_, loss, self._tensors(train), settings,
+                                       checkpoint_dir=options.checkpoint_dir, resume=options.resume, log=log,
+                                       progress=options.progress)
         self.privacy_ = self.history_.pop("differential_privacy", None)
         self.history_["precision"] = settings.precision
 
