@@ -35,7 +35,7 @@ class Llama(CausalLMGenerator):
     # precision auto may choose bf16 (where the chip is fast at it): TSTR and the six metrics were within seed noise
     # of float32 (BENCHMARKS.md); mamba's scan is elementwise work, which bf16 made slower on a CPU (0.70x sampling)
     auto_bf16 = True
-    # --compile: an epoch 1.16-1.29x faster under bf16 on a 2-core CPU after 32-49 s of compilation (BENCHMARKS.md,
+    # --compile: an epoch 1.24-1.59x faster under bf16 on a 2-core CPU after 32-50 s of compilation (BENCHMARKS.md,
     # "Compiled training"). Not mamba: compiling transformers' sequential scan took 107 s and failed on a batch of
     # another size (dynamic shapes); the CVAE and NetDiffus-NR draw random numbers in their losses, which inductor
     # draws otherwise than eager.
