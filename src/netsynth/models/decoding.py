@@ -299,7 +299,7 @@ def weights_key(model) -> tuple:
 
 def _parameter_states(module, out: list) -> list:
     """(data_ptr, _version) of every parameter of `module` and its submodules, read from their dictionaries: the
-    walk of `parameters()` (a generator over named_modules, which deduplicates) took 47 us for llama in a loop of
+    key over `parameters()` (a generator over named_modules, which deduplicates) took 55 us for llama in a loop of
     its own, this one 13 us (BENCHMARKS.md, "The one-flow loop in NumPy"). A shared parameter appears once per
     module that holds it, which a key can afford."""
     out += [(p.data_ptr(), p._version) for p in module._parameters.values() if p is not None]

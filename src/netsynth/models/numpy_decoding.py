@@ -18,8 +18,8 @@ scale in a query and key weight per position), with its state laid out for NumPy
 Each steps one flow from a token (an int) to its logits (a NumPy array) and restores a row of models/decoding.py's
 decoders' snapshot; the sampler's one-flow loop (sequence._sample_in_numpy) draws in NumPy too. For float32 weights of
 plain linear layers and SiLU activations (`numpy_decoder_for` returns None for any other model, which then samples
-through decoding.py). check_decoder holds them to a full transformers
-forward pass, and tests/test_sampling.py to every step's distribution and to the torch decoders' logits.
+through decoding.py). check_decoder holds them to a full transformers forward pass, and tests/test_sampling.py to
+every step's distribution and to the torch decoders' logits.
 """
 from __future__ import annotations
 

@@ -391,10 +391,9 @@ def _sample_in_numpy(model, decoder, codec: TokenCodec, codes: np.ndarray, opene
     the draw in NumPy too, with NumPy's BLAS on one thread (numpy_decoding.one_blas_thread). At one flow, each torch
     call on the CPU costs several microseconds whatever its size: the batched loop's torch calls between two steps
     (the distribution, the draw, the bookkeeping of finished flows) took about 30 us a draw under a line profiler,
-    beside llama's steps of 170 us; this loop, with a cheaper weights_key and BLAS limit, made one flow per call
-    1.2x (llama) and 1.3x (mamba) faster
-    (BENCHMARKS.md, "The one-flow loop in NumPy"). The uniform numbers come from `gen` as in the batched loop, so
-    both draw the same flows but where float rounding moves a boundary."""
+    beside llama's steps of 170 us; this loop, with a cheaper weights_key and BLAS limit, made one flow per call 1.2x
+    (llama) and 1.3x (mamba) faster (BENCHMARKS.md, "The one-flow loop in NumPy"). The uniform numbers come from
+    `gen` as in the batched loop, so both draw the same flows but where float rounding moves a boundary."""
     first, biases = first_logits.numpy(), [bias.numpy() for bias in biases]
     out = np.full((len(codes), codec.n_packets), EOS, dtype=np.int64)
     check = not decoder_checked(model, decoder)
