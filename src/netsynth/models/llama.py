@@ -48,6 +48,9 @@ class Llama(CausalLMGenerator):
         # same gradients to 5e-7 of the largest (BENCHMARKS.md, "Attention for training"); on a GPU, where nothing
         # was measured, the fused kernel stays.
         self.module_.config._attn_implementation = "eager" if device.type == "cpu" else "sdpa"
+        if device.type != "cpu":  # the table was measured on a CPU only
+            yield
+            return
         body, positions = self.module_.model, self.module_.config.max_position_embeddings
         rotary, body.rotary_emb = body.rotary_emb, RotaryTable(body.rotary_emb, positions)
         try:
@@ -67,8 +70,8 @@ class Llama(CausalLMGenerator):
 
 
 class RotaryTable(torch.nn.Module):
-    """transformers' LlamaRotaryEmbedding for positions 0..T-1, its cos and sin computed once, for training, where
-    netsynth's loss runs every flow from position 0 without a cache. Compiled (`--compile`), inductor fused the rotary
+    """transformers' LlamaRotaryEmbedding for positions 0..T-1, its cos and sin computed once, for training on a CPU,
+    where netsynth's loss runs every flow from position 0 without a cache. Compiled (`--compile`), inductor fused the rotary
     embedding's cos and sin into the kernels that apply them to q and k (by the kernels' names), where a table is
     read: a compiled bf16 epoch of IoT Sentinel took 3.20-3.32 s without the table and 2.90-2.99 s with it in two
     A/Bs, float32 6.75-6.83 against 6.38-6.52 s (BENCHMARKS.md, "The rotary embedding as a table"). Eager, the same

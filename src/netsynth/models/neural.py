@@ -40,8 +40,8 @@ class NeuralGenerator(Generator):
 
     @contextlib.contextmanager
     def _training_on(self, device: torch.device):
-        """What a kind sets on its module while it trains on `device` (llama: its attention kernel, and a table of its
-        rotary embedding that goes when training ends)."""
+        """What a kind sets on its module while it trains on `device` (llama: its attention kernel, and on a CPU a
+        table of its rotary embedding that goes when training ends)."""
         yield
 
     def _tensors(self, train: FlowSet) -> tuple[torch.Tensor, ...]:
