@@ -409,6 +409,15 @@ def test_a_projection_gives_the_same_with_its_weights_folded_or_run_around_the_l
         assert not torch.allclose(folded(h, 0), folded(h, 5))  # the rotation depends on the position
 
 
+def test_the_weights_key_reads_every_parameter_that_parameters_walks(trained):
+    """weights_key reads the modules' parameter dictionaries itself: against parameters(), its slow reference, on the
+    trained model (llama and mamba with their timing heads and class embeddings)."""
+    module = trained.module_
+    key = weights_key(module)
+    assert set(key) == {(p.data_ptr(), p._version) for p in module.parameters()}
+    assert len(key) >= len(list(module.parameters()))
+
+
 def test_the_folded_weights_follow_the_model_when_its_weights_change():
     """The folding is kept per model; an optimizer step or a load changes the weights in place, and the next
     decoder must read the new ones."""
