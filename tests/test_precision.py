@@ -132,6 +132,23 @@ def test_the_speedup_is_measured_once_per_machine_so_every_process_chooses_alike
     assert in_new_process() == 3.1 and len(taken) == 2
 
 
+def test_a_kept_speedup_holds_only_for_the_instructions_it_was_measured_with(measurements, monkeypatch):
+    """With oneDNN held to AVX2 an AVX512-BF16 CPU emulates bf16 (1 GFLOP/s instead of 935): the measurement kept
+    from before must not choose bf16 there."""
+    in_new_process, taken = measurements
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    assert in_new_process() == 2.9
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert in_new_process() == 3.1 and len(taken) == 2
+    capability = torch.backends.cpu.get_cpu_capability
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "DEFAULT")  # ATEN_CPU_CAPABILITY=default
+    assert in_new_process() == 2.8 and len(taken) == 3
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", capability)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert in_new_process() == 2.9 and len(taken) == 3  # the first measurement, kept
+
+
 def test_a_damaged_or_unwritable_cache_costs_a_measurement_not_an_error(measurements, tmp_path, monkeypatch):
     in_new_process, taken = measurements
     precision.cache_file().write_text("{not json")

@@ -60,7 +60,7 @@ def bf16_speedup() -> float:
     threshold of then (4x), six processes chose bf16 four times and float32 twice, and the same seed gave another
     model and other flows from one run to the next (BENCHMARKS.md). If the file cannot be written, the process keeps its
     own measurement."""
-    path, key = cache_file(), f"{cpu_name()} | torch {torch.__version__} | {torch.get_num_threads()} threads"
+    path, key = cache_file(), machine_key()
     kept = _read_kept(path)
     if isinstance(kept.get(key), dict) and isinstance(kept[key].get("bf16_speedup"), (int, float)):
         return float(kept[key]["bf16_speedup"])
@@ -72,6 +72,15 @@ def bf16_speedup() -> float:
     except NetsynthError:
         pass
     return speedup
+
+
+def machine_key() -> str:
+    """What a kept measurement holds for: the CPU, torch, its thread count and the vector instructions its kernels
+    may use. ATEN_CPU_CAPABILITY and ONEDNN_MAX_CPU_ISA lower the latter without changing the CPU: with oneDNN held
+    to AVX2, bf16 matmuls on an AVX512-BF16 EPYC ran at 1 GFLOP/s instead of 935 (BENCHMARKS.md, "Training")."""
+    onednn = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "any"
+    return (f"{cpu_name()} | torch {torch.__version__} | {torch.get_num_threads()} threads | "
+            f"{torch.backends.cpu.get_cpu_capability()}, oneDNN {onednn}")
 
 
 def _read_kept(path: Path) -> dict:
