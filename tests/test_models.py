@@ -371,7 +371,10 @@ def test_a_compiler_that_fails_is_one_line_naming_the_way_out(small_train, monke
     import torch
     import torch._inductor.config as inductor
 
-    monkeypatch.setattr(inductor, "fx_graph_cache", False)  # a compiled graph cached on disk would need no compiler
+    # a graph compiled before, by an earlier test of this process (dynamo keeps it with the code of the loss module's
+    # forward, whatever the instance) or on disk by a run before this one, would need no compiler
+    torch._dynamo.reset()
+    monkeypatch.setattr(inductor, "fx_graph_cache", False)
     monkeypatch.setattr(inductor.cpp, "cxx", (None, "no-such-c++-compiler"))
     try:
         with pytest.raises(NetsynthError, match=r"--compile: torch.compile failed \(.*C\+\+ compiler.*\); train without"):

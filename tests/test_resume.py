@@ -28,18 +28,20 @@ def wait_for_epoch(proc, state, epoch: int) -> None:
     pytest.fail("training ended before the kill")
 
 
-@pytest.mark.parametrize("kill_after", [2])
-def test_kill_and_resume_gives_the_uninterrupted_model(demo_flows, tmp_path, kill_after):
+@pytest.mark.parametrize("kill_after, extra", [(2, ()), (2, ("--ema",))])
+def test_kill_and_resume_gives_the_uninterrupted_model(demo_flows, tmp_path, kill_after, extra):
     demo_file = str(demo_flows.write(tmp_path / "demo.parquet"))
-    whole_run = subprocess.run(train(demo_file, tmp_path / "whole"), check=True, capture_output=True, text=True,
-                               timeout=600)
+    whole_run = subprocess.run(train(demo_file, tmp_path / "whole", *extra), check=True, capture_output=True,
+                               text=True, timeout=600)
 
-    proc = subprocess.Popen(train(demo_file, tmp_path / "cut"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(train(demo_file, tmp_path / "cut", *extra), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     wait_for_epoch(proc, tmp_path / "cut" / "checkpoint" / "state.json", kill_after)
     os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL and not (tmp_path / "cut" / "model.safetensors").exists()
 
-    resumed = subprocess.run(train(demo_file, tmp_path / "cut", "--resume"), capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(train(demo_file, tmp_path / "cut", "--resume", *extra), capture_output=True, text=True,
+                             timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resumed after epoch" in resumed.stderr
     # every epoch after the resume as in the whole run (losses), and the weights of the last epoch and of the best

@@ -1,4 +1,5 @@
-"""The training loop's end: early stopping followed by a cool-down from the best weights (netsynth.train).
+"""The training loop's end: early stopping followed by a cool-down from the best weights, with or without an average
+of the weights (netsynth.train).
 
 The validation losses are scripted (a plateau after epoch 8), so that when training stops, which weights it
 goes back to and the learning rate of every epoch are known in advance.
@@ -7,6 +8,7 @@ import math
 
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import netsynth.train as T
 from netsynth.models.options import TrainSettings
@@ -26,11 +28,17 @@ def mse(model, x, y):
     return torch.nn.functional.mse_loss(model(x), y)
 
 
-def run(monkeypatch, epochs, start=0, checkpoint_dir=None, resume=False, stop_before=None):
+def run(monkeypatch, epochs, start=0, checkpoint_dir=None, resume=False, stop_before=None, ema=False, validated=None):
     """Train a linear model with the scripted validation losses; returns (history, [(lr, weights) at the start
-    of every epoch run], final weights). `stop_before`: an epoch (1-based) at whose start the run is killed."""
+    of every epoch run], final weights). `stop_before`: an epoch (1-based) at whose start the run is killed;
+    `validated`, a list, gets the weights that each validation saw."""
     losses = iter(SCRIPT[start:])
-    monkeypatch.setattr(T, "_evaluate", lambda *a: next(losses))
+
+    def evaluate(*args):
+        if validated is not None:
+            validated.append(model.weight.detach().clone())
+        return next(losses)
+    monkeypatch.setattr(T, "_evaluate", evaluate)
     seen = []
 
     def recording(self, module, loader, optimizer, scheduler, title):
@@ -43,7 +51,7 @@ def run(monkeypatch, epochs, start=0, checkpoint_dir=None, resume=False, stop_be
     model = torch.nn.Linear(3, 1)
     x = torch.randn(100, 3, generator=torch.Generator().manual_seed(1))
     settings = TrainSettings(epochs=epochs, batch_size=10, lr=0.1, patience=2, warmup_fraction=0.01, device="cpu",
-                             checkpoint_every=0)
+                             checkpoint_every=0, ema=ema)
     history = T.fit_module(model, mse, (x, x.sum(1, keepdim=True)), settings, checkpoint_dir, resume)
     return history, seen, model.weight.detach().clone()
 
@@ -75,6 +83,46 @@ def test_a_run_killed_in_its_cool_down_resumes_to_the_uninterrupted_model(monkey
     resumed, seen, final = run(monkeypatch, epochs=30, start=11, checkpoint_dir=tmp_path, resume=True)
     assert resumed["epochs"] == whole["epochs"] and resumed["val_loss"] == whole["val_loss"]
     assert len(seen) == 1 and torch.equal(final, expected)
+
+
+def reference_average(steps: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The average after every optimizer step, written out: after step t it moves (1 + (t - 1))^(-2/3) of the way
+    to the weights (all of the way at the first step), its decay capped at 0.9999."""
+    averages, average = [], None
+    for t, weights in enumerate(steps, start=1):
+        decay = 0.0 if t == 1 else min(0.9999, 1 - t ** (-2 / 3))
+        average = weights.clone() if average is None else decay * average + (1 - decay) * weights
+        averages.append(average)
+    return averages
+
+
+def test_with_ema_training_validates_keeps_and_ends_with_the_average_of_the_weights(monkeypatch):
+    steps, validated = [], []
+    hook = register_optimizer_step_post_hook(
+        lambda opt, *_: steps.append(opt.param_groups[0]["params"][0].detach().clone()))
+    try:
+        history, seen, final = run(monkeypatch, epochs=30, ema=True, validated=validated)
+    finally:
+        hook.remove()
+    assert history["epochs"] == list(range(1, 13)) and len(steps) == 12 * STEPS
+    expected = reference_average(steps[:10 * STEPS])  # the first 10 epochs, before the cool-down
+    for epoch in range(10):
+        torch.testing.assert_close(validated[epoch], expected[(epoch + 1) * STEPS - 1], rtol=0, atol=1e-6)
+        assert not torch.equal(validated[epoch], steps[(epoch + 1) * STEPS - 1])  # an average, not the weights
+    assert torch.equal(seen[10][1], validated[7])  # the cool-down starts from the best average, epoch 8's
+    cooled = reference_average(steps[10 * STEPS:])  # and averages its own steps
+    torch.testing.assert_close(validated[10], cooled[STEPS - 1], rtol=0, atol=1e-6)
+    assert torch.equal(final, validated[10])  # the model ends with the best average, epoch 11's
+
+
+def test_a_run_with_ema_killed_and_resumed_gives_the_uninterrupted_model(monkeypatch, tmp_path):
+    whole, _, expected = run(monkeypatch, epochs=30, ema=True)
+    with pytest.raises(Killed):
+        run(monkeypatch, epochs=30, checkpoint_dir=tmp_path, stop_before=6, ema=True)
+    with pytest.raises(T.NetsynthError, match="trained with --ema; resume it the same way"):
+        run(monkeypatch, epochs=30, start=5, checkpoint_dir=tmp_path, resume=True)
+    resumed, _, final = run(monkeypatch, epochs=30, start=5, checkpoint_dir=tmp_path, resume=True, ema=True)
+    assert resumed["val_loss"] == whole["val_loss"] and torch.equal(final, expected)
 
 
 def test_the_loader_reads_whole_batches_the_same_as_flow_by_flow(monkeypatch):

@@ -8,6 +8,7 @@ the same model.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -107,6 +108,7 @@ class Trainer:
         self.history = {"epochs": [], "train_loss": [], "val_loss": [], "seconds": []}
         self.best, self.best_state, self.since_best, self.start_epoch = math.inf, None, 0, 0
         self.cooldown: tuple[int, int] | None = None  # (first epoch, epochs) of the cool-down, once begun
+        self.ema = None  # the average of the weights (averaging), with settings.ema
         self.saved_at, self.saved_epoch = time.monotonic(), None
 
     def split(self, tensors):
@@ -161,6 +163,8 @@ class Trainer:
             return True
         self.cooldown = (epoch, length)
         self.module.load_state_dict(self.best_state)
+        if self.ema is not None:  # the best weights are an average already: the cool-down averages its own steps
+            self.ema = self.averaging()
         self.log(f"no better validation loss for {self.since_best} epochs: back to the best weights, and the learning "
                  f"rate decays to 0 over {length} epochs")
         return False
@@ -176,6 +180,8 @@ class Trainer:
                 self.accelerator.clip_grad_norm_(module.parameters(), 1.0)
                 optimizer.step()
                 scheduler.step()
+                if self.ema is not None:
+                    self.ema.step(self.module.parameters())
                 total += loss.item() * len(batch[0])
                 count += len(batch[0])
                 bar.advance(total / count)
@@ -188,6 +194,29 @@ class Trainer:
         pass a second one (gradients off)."""
         self.log("compiling the loss (torch.compile): the first epoch includes the compilation")
         return Compiled(self.loss_module)
+
+    def averaging(self):
+        """diffusers' EMAModel of the module's weights, with its warm-up: after step t each average moves
+        (1 + t)^(-2/3) of the way to the weights (decay capped at 0.9999), the averaging of diffusion models since
+        Ho et al. 2020 that diffusers' training scripts use. Its horizon grows with training (about 300 steps after
+        5,000), where a fixed decay of 0.9999 would still remember the initialization after NetDiffus-NR's few
+        thousand steps."""
+        from diffusers.training_utils import EMAModel
+        return EMAModel(self.module.parameters(), decay=0.9999, use_ema_warmup=True, power=2 / 3)
+
+    @contextlib.contextmanager
+    def averaged(self):
+        """The module holds the averaged weights inside (with settings.ema), its own after."""
+        if self.ema is None:
+            yield
+            return
+        params = list(self.module.parameters())
+        self.ema.store(params)
+        self.ema.copy_to(params)
+        try:
+            yield
+        finally:
+            self.ema.restore(params)
 
     def improved(self, val_loss: float) -> bool:
         """Keep the weights of the best validation loss so far; count the epochs since."""
@@ -206,6 +235,7 @@ class Trainer:
         # fused: one kernel over every parameter; on 2 CPU cores a step of llama's 2 M parameters took 0.62 ms fused
         # and 2.4 ms in the default (foreach) form, an epoch of IoT Sentinel 2.4 % less (BENCHMARKS.md)
         optimizer = torch.optim.AdamW(self.module.parameters(), lr=s.lr, weight_decay=s.weight_decay, fused=True)
+        self.ema = self.averaging() if s.ema else None
         if resume:
             self.restore(optimizer)
         epochs, patience = s.budget(len(loader))
@@ -213,16 +243,19 @@ class Trainer:
         # the loss is computed inside the prepared module's forward, so that a distributed wrapper sees it
         loss_module = self.compiled() if s.compile else self.loss_module
         module, prepared_optimizer, loader = self.accelerator.prepare(loss_module, optimizer, loader)
+        if self.ema is not None:
+            self.ema.to(device=self.accelerator.device)  # made beside the weights before they moved
         for epoch in range(self.start_epoch, epochs):
             if self.stop_or_cool_down(epoch, epochs, patience):
                 break
             t0 = time.perf_counter()
             train_loss = self.epoch(module, loader, prepared_optimizer, scheduler, f"epoch {epoch + 1}/{epochs}")
-            val_loss = _evaluate(module, val, s.batch_size, self.accelerator.device) if len(val[0]) else train_loss
+            with self.averaged():  # validated, and kept as the best, with the weights that training ends with
+                val_loss = _evaluate(module, val, s.batch_size, self.accelerator.device) if len(val[0]) else train_loss
+                best = self.improved(val_loss)
             seconds = time.perf_counter() - t0
             for key, value in zip(self.history, (epoch + 1, train_loss, val_loss, seconds)):
                 self.history[key].append(value)
-            best = self.improved(val_loss)
             self.log(f"epoch {epoch + 1}/{epochs}  train loss {train_loss:.4f}  val loss {val_loss:.4f}  {seconds:.1f} s"
                      + ("  (best)" if best else ""))
             if not math.isfinite(train_loss):
@@ -295,9 +328,11 @@ class Trainer:
         due = last or time.monotonic() - self.saved_at >= self.settings.checkpoint_every
         if due and epoch != self.saved_epoch and self.ckpt is not None and self.accelerator.is_main_process:
             self.saved_at, self.saved_epoch = time.monotonic(), epoch
-            _save_checkpoint(self.ckpt, self.module, self.best_state, optimizer, self.random_states(),
+            ema = None if self.ema is None else {str(i): p for i, p in enumerate(self.ema.shadow_params)}
+            _save_checkpoint(self.ckpt, self.module, self.best_state, optimizer, self.random_states(), ema,
                              {"epoch": epoch, "best": self.best, "since_best": self.since_best, "history": self.history,
-                              "cooldown": self.cooldown})
+                              "cooldown": self.cooldown,
+                              "ema_step": None if self.ema is None else self.ema.optimization_step})
 
     def random_states(self) -> dict[str, torch.Tensor]:
         """Every generator that decides the rest of training: the data order and torch's global generator
@@ -318,6 +353,13 @@ class Trainer:
         self.start_epoch, self.best, self.since_best = state["epoch"] + 1, state["best"], state["since_best"]
         self.history = state["history"]
         self.cooldown = tuple(state["cooldown"]) if state.get("cooldown") else None  # absent from older checkpoints
+        if (self.ema is not None) != (state.get("ema_step") is not None):
+            raise NetsynthError(f"--resume: the checkpoint in {ckpt} was trained {'with' if self.ema is None else 'without'}"
+                                " --ema; resume it the same way")
+        if self.ema is not None:
+            shadow = load_file(str(ckpt / "ema.safetensors"))
+            self.ema.shadow_params = [shadow[str(i)] for i in range(len(shadow))]
+            self.ema.optimization_step = state["ema_step"]
         if not (ckpt / "random.safetensors").is_file():  # a checkpoint of netsynth 0.1
             self.generator.manual_seed(self.settings.seed + self.start_epoch)
             self.log("checkpoint without random states (netsynth 0.1): the data order is re-seeded, so the model "
@@ -438,11 +480,14 @@ class EpochBar:
             self.progress.stop()
 
 
-def _save_checkpoint(ckpt: Path, module, best_state, optimizer, random_states: dict, state: dict):
-    """The checkpoint folder is replaced whole, so that a kill at any moment leaves one consistent epoch."""
+def _save_checkpoint(ckpt: Path, module, best_state, optimizer, random_states: dict,
+                     ema: dict[str, torch.Tensor] | None, state: dict):
+    """The checkpoint folder is replaced whole, so that a kill at any moment leaves one consistent epoch. `ema`: the
+    averaged weights (Trainer.averaging), or None."""
     files = {"model.safetensors": {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()},
              "best.safetensors": {k: v.contiguous() for k, v in best_state.items()},
-             "optimizer.safetensors": _flatten_optimizer(optimizer), "random.safetensors": random_states}
+             "optimizer.safetensors": _flatten_optimizer(optimizer), "random.safetensors": random_states,
+             **({"ema.safetensors": {k: v.detach().cpu().contiguous() for k, v in ema.items()}} if ema else {})}
     with atomic_path(ckpt) as tmp:
         tmp.mkdir()
         for name, tensors in files.items():

@@ -41,6 +41,7 @@ class TrainSettings:
     dp_delta: float | None = None  # None: 1 / (10 x the training flows), well below 1 / n
     dp_max_grad_norm: float = 1.0  # per-flow gradient clipping bound of DP-SGD
     compile: bool = False  # llama: the loss through torch.compile (netsynth.train); off: on small sets it costs more than it saves
+    ema: bool = False  # validate and end with an exponential moving average of the weights (netsynth.train.Trainer.averaging)
 
     def delta_for(self, n_flows: int) -> float:
         """The DP delta for a training set of `n_flows`: dp_delta, or 1 / (10 n) where none was given."""
@@ -82,6 +83,8 @@ class FitOptions(TrainSettings):
             raise NetsynthError("--precision bf16 is not available with --dp-epsilon (DP-SGD trains in float32)")
         if self.compile and self.dp_epsilon is not None:
             raise NetsynthError("--compile is not available with --dp-epsilon (Opacus hooks every layer of the eager module)")
+        if self.ema and self.dp_epsilon is not None:
+            raise NetsynthError("--ema is not available with --dp-epsilon (DP-SGD keeps its last weights)")
 
     def train_settings(self) -> TrainSettings:
         return TrainSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(TrainSettings)})
