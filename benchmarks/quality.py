@@ -1,7 +1,7 @@
 """One generator's quality on a split: TSTR beside train on real, class fidelity, the six metrics beside the floor.
 
     python benchmarks/quality.py KIND [--data flows.parquet] [--epochs E --lr LR --batch-size B --patience P --weight-decay WD]
-        [--seed S] [--precision auto|fp32|bf16] [--set key=value ...] [--no-snap]
+        [--seed S] [--precision auto|fp32|bf16] [--set key=value ...] [--no-snap] [--ema]
 
 Without --data it splits ../shared/data/iot-sentinel (FlowSet.split(test_size=0.2, seed=0)); with --data,
 that FlowSet the same way. Synthetic flows: the training split's class counts, seed S (default 0, also the training seed). `--no-snap` also
@@ -28,6 +28,7 @@ parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--precision")
 parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
 parser.add_argument("--no-snap", action="store_true")
+parser.add_argument("--ema", action="store_true", help="train with an average of the weights (netsynth train --ema)")
 args = parser.parse_args()
 if args.no_snap and args.kind != "diffusion":
     parser.error("--no-snap applies to diffusion")
@@ -37,7 +38,7 @@ t0 = time.perf_counter()
 model = netsynth.create(args.kind, **settings).fit(train, epochs=args.epochs, lr=args.lr,
                                                          batch_size=args.batch_size, patience=args.patience,
                                                          weight_decay=args.weight_decay,
-                                                         seed=args.seed, precision=args.precision)
+                                                         seed=args.seed, precision=args.precision, ema=args.ema or None)
 history = getattr(model, "history_", {})
 print(f"{args.kind} {settings or ''} on {args.data or 'IoT Sentinel'}: trained in {time.perf_counter() - t0:.0f} s"
       + (f", {len(history['epochs'])} epochs, best validation loss {history['best_val_loss']:.4f}, precision "

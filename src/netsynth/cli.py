@@ -198,8 +198,7 @@ def parse_settings(pairs) -> dict:
 @click.option("--compile", "compile_", is_flag=True,
               help="llama: train through torch.compile (faster epochs after 30-50 s of compilation; for large sets).")
 @click.option("--ema", is_flag=True,
-              help="Validate and keep an exponential moving average of the weights (neural kinds; diffusion's flows "
-                   "came closer to the real ones with it).")
+              help="Validate, keep and end with an exponential moving average of the weights (neural kinds).")
 def train(kind, train_file, output, epochs, min_steps, batch_size, lr, seed, device, precision, sets, resume,
           checkpoint_every, overwrite, timing, dp_epsilon, dp_delta, dp_max_grad_norm, compile_, ema):
     """Train a generator of KIND on a FlowSet (written by `netsynth ingest`) and save it to a folder."""

@@ -77,7 +77,8 @@ def bf16_speedup() -> float:
 def machine_key() -> str:
     """What a kept measurement holds for: the CPU, torch, its thread count and the vector instructions its kernels
     may use. ATEN_CPU_CAPABILITY and ONEDNN_MAX_CPU_ISA lower the latter without changing the CPU: with oneDNN held
-    to AVX2, bf16 matmuls on an AVX512-BF16 EPYC ran at 1 GFLOP/s instead of 935 (BENCHMARKS.md, "Training")."""
+    to AVX2, bf16 matmuls on an AVX512-BF16 EPYC ran at 1 GFLOP/s instead of 935 (BENCHMARKS.md, "Medians of three
+    epochs, and a CPU without bf16 emulated")."""
     onednn = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "any"
     return (f"{cpu_name()} | torch {torch.__version__} | {torch.get_num_threads()} threads | "
             f"{torch.backends.cpu.get_cpu_capability()}, oneDNN {onednn}")
