@@ -10,7 +10,7 @@ size (256), float32:
 netsynth's loop runs llama in float32 and in bf16 (--precision bf16), each also through torch.compile (--compile;
 the compilation's epoch timed apart); mamba, cvae and diffusion at their paper sizes in float32. Each llama row
 also gives its matmul work as a share of the machine's measured matmul peak. Every loop, bare or not, runs
-`--epochs` epochs and is timed by its median epoch (one epoch of a loop varied by up to 15 % between runs).
+`--epochs` epochs and is timed by its median epoch (one epoch of a loop varied by up to 17 % between runs).
 
 `--cpu-isa avx2` caps the vector instructions that torch's kernels, oneDNN, MKL and inductor's generated code use
 to AVX2 (their environment variables, set before torch is loaded): a CPU without AVX512 and without bf16 units,
