@@ -367,6 +367,13 @@ def test_compile_is_refused_with_dp_and_noted_as_unused_for_other_kinds(small_tr
         netsynth.create("mamba", **TINY["mamba"]).fit(small_train, epochs=1, compile=True)
 
 
+def test_ema_is_refused_with_dp_and_noted_as_unused_where_nothing_is_trained_in_steps(small_train):
+    with pytest.raises(NetsynthError, match="--ema is not available with --dp-epsilon"):
+        netsynth.create("cvae", **TINY["cvae"]).fit(small_train, epochs=1, ema=True, dp_epsilon=4.0)
+    with pytest.warns(UserWarning, match="markov does not use ema"):
+        netsynth.create("markov").fit(small_train, ema=True)
+
+
 def test_a_compiler_that_fails_is_one_line_naming_the_way_out(small_train, monkeypatch):
     import torch
     import torch._inductor.config as inductor
