@@ -195,14 +195,8 @@ class Trainer:
         self.log("compiling the loss (torch.compile): the first epoch includes the compilation")
         return Compiled(self.loss_module)
 
-    def averaging(self):
-        """diffusers' EMAModel of the module's weights, with its warm-up: after step t each average moves
-        (1 + t)^(-2/3) of the way to the weights (decay capped at 0.9999), the averaging of diffusion models since
-        Ho et al. 2020 that diffusers' training scripts use. Its horizon grows with training (about 300 steps after
-        5,000), where a fixed decay of 0.9999 would still remember the initialization after NetDiffus-NR's few
-        thousand steps."""
-        from diffusers.training_utils import EMAModel
-        return EMAModel(self.module.parameters(), decay=0.9999, use_ema_warmup=True, power=2 / 3)
+    def averaging(self) -> "WeightAverage":
+        return WeightAverage(self.module.parameters())
 
     @contextlib.contextmanager
     def averaged(self):
@@ -211,12 +205,14 @@ class Trainer:
             yield
             return
         params = list(self.module.parameters())
-        self.ema.store(params)
+        own = [p.detach().clone() for p in params]
         self.ema.copy_to(params)
         try:
             yield
         finally:
-            self.ema.restore(params)
+            with torch.no_grad():
+                for param, weights in zip(params, own):
+                    param.copy_(weights)
 
     def improved(self, val_loss: float) -> bool:
         """Keep the weights of the best validation loss so far; count the epochs since."""
@@ -243,8 +239,8 @@ class Trainer:
         # the loss is computed inside the prepared module's forward, so that a distributed wrapper sees it
         loss_module = self.compiled() if s.compile else self.loss_module
         module, prepared_optimizer, loader = self.accelerator.prepare(loss_module, optimizer, loader)
-        if self.ema is not None:
-            self.ema.to(device=self.accelerator.device)  # made beside the weights before they moved
+        if self.ema is not None:  # made beside the weights before they moved
+            self.ema.shadow = [average.to(self.accelerator.device) for average in self.ema.shadow]
         for epoch in range(self.start_epoch, epochs):
             if self.stop_or_cool_down(epoch, epochs, patience):
                 break
@@ -328,11 +324,11 @@ class Trainer:
         due = last or time.monotonic() - self.saved_at >= self.settings.checkpoint_every
         if due and epoch != self.saved_epoch and self.ckpt is not None and self.accelerator.is_main_process:
             self.saved_at, self.saved_epoch = time.monotonic(), epoch
-            ema = None if self.ema is None else {str(i): p for i, p in enumerate(self.ema.shadow_params)}
+            ema = None if self.ema is None else {str(i): p for i, p in enumerate(self.ema.shadow)}
             _save_checkpoint(self.ckpt, self.module, self.best_state, optimizer, self.random_states(), ema,
                              {"epoch": epoch, "best": self.best, "since_best": self.since_best, "history": self.history,
                               "cooldown": self.cooldown,
-                              "ema_step": None if self.ema is None else self.ema.optimization_step})
+                              "ema_step": None if self.ema is None else self.ema.steps})
 
     def random_states(self) -> dict[str, torch.Tensor]:
         """Every generator that decides the rest of training: the data order and torch's global generator
@@ -358,8 +354,8 @@ class Trainer:
                                 " --ema; resume it the same way")
         if self.ema is not None:
             shadow = load_file(str(ckpt / "ema.safetensors"))
-            self.ema.shadow_params = [shadow[str(i)] for i in range(len(shadow))]
-            self.ema.optimization_step = state["ema_step"]
+            self.ema.shadow = [shadow[str(i)] for i in range(len(shadow))]
+            self.ema.steps = state["ema_step"]
         if not (ckpt / "random.safetensors").is_file():  # a checkpoint of netsynth 0.1
             self.generator.manual_seed(self.settings.seed + self.start_epoch)
             self.log("checkpoint without random states (netsynth 0.1): the data order is re-seeded, so the model "
@@ -371,6 +367,30 @@ class Trainer:
         if "cuda" in rng and self.accelerator.device.type == "cuda":
             torch.cuda.set_rng_state(rng["cuda"], self.accelerator.device)
         self.log(f"resumed after epoch {self.start_epoch} (best validation loss {self.best:.4f})")
+
+
+class WeightAverage:
+    """An exponential moving average of weights with the warm-up of diffusers' EMAModel (power 2/3, decay capped at
+    0.9999): after step t > 1 the average moves t^(-2/3) of the way to the weights, at step 1 all of the way. The
+    averaging of diffusion models since Ho et al. 2020, as diffusers' training scripts keep it; its horizon grows with
+    training (about 300 steps after 5,000), where a fixed decay of 0.9999 would still remember the initialization after
+    NetDiffus-NR's few thousand steps. Written here because EMAModel.step of diffusers 0.30, the floor, reads
+    `transformers.deepspeed`, which transformers 5 removed."""
+
+    def __init__(self, params):
+        self.shadow, self.steps = [p.detach().clone() for p in params], 0
+
+    @torch.no_grad()
+    def step(self, params) -> None:
+        self.steps += 1
+        weight = 1.0 if self.steps == 1 else 1 - min(0.9999, 1 - self.steps ** (-2 / 3))
+        for average, param in zip(self.shadow, params):
+            average.lerp_(param.detach(), weight)
+
+    @torch.no_grad()
+    def copy_to(self, params) -> None:
+        for average, param in zip(self.shadow, params):
+            param.copy_(average)
 
 
 class FlowMean:
