@@ -108,7 +108,7 @@ class Trainer:
         self.history = {"epochs": [], "train_loss": [], "val_loss": [], "seconds": []}
         self.best, self.best_state, self.since_best, self.start_epoch = math.inf, None, 0, 0
         self.cooldown: tuple[int, int] | None = None  # (first epoch, epochs) of the cool-down, once begun
-        self.ema = None  # the average of the weights (averaging), with settings.ema
+        self.ema: WeightAverage | None = None  # with settings.ema
         self.saved_at, self.saved_epoch = time.monotonic(), None
 
     def split(self, tensors):
@@ -164,7 +164,7 @@ class Trainer:
         self.cooldown = (epoch, length)
         self.module.load_state_dict(self.best_state)
         if self.ema is not None:  # the best weights are an average already: the cool-down averages its own steps
-            self.ema = self.averaging()
+            self.ema = WeightAverage(self.module.parameters())
         self.log(f"no better validation loss for {self.since_best} epochs: back to the best weights, and the learning "
                  f"rate decays to 0 over {length} epochs")
         return False
@@ -194,9 +194,6 @@ class Trainer:
         pass a second one (gradients off)."""
         self.log("compiling the loss (torch.compile): the first epoch includes the compilation")
         return Compiled(self.loss_module)
-
-    def averaging(self) -> "WeightAverage":
-        return WeightAverage(self.module.parameters())
 
     @contextlib.contextmanager
     def averaged(self):
@@ -231,7 +228,7 @@ class Trainer:
         # fused: one kernel over every parameter; on 2 CPU cores a step of llama's 2 M parameters took 0.62 ms fused
         # and 2.4 ms in the default (foreach) form, an epoch of IoT Sentinel 2.4 % less (BENCHMARKS.md)
         optimizer = torch.optim.AdamW(self.module.parameters(), lr=s.lr, weight_decay=s.weight_decay, fused=True)
-        self.ema = self.averaging() if s.ema else None
+        self.ema = WeightAverage(self.module.parameters()) if s.ema else None
         if resume:
             self.restore(optimizer)
         epochs, patience = s.budget(len(loader))
@@ -383,7 +380,7 @@ class WeightAverage:
     @torch.no_grad()
     def step(self, params) -> None:
         self.steps += 1
-        weight = 1.0 if self.steps == 1 else 1 - min(0.9999, 1 - self.steps ** (-2 / 3))
+        weight = max(1e-4, self.steps ** (-2 / 3))  # 1 at the first step
         for average, param in zip(self.shadow, params):
             average.lerp_(param.detach(), weight)
 
@@ -503,7 +500,7 @@ class EpochBar:
 def _save_checkpoint(ckpt: Path, module, best_state, optimizer, random_states: dict,
                      ema: dict[str, torch.Tensor] | None, state: dict):
     """The checkpoint folder is replaced whole, so that a kill at any moment leaves one consistent epoch. `ema`: the
-    averaged weights (Trainer.averaging), or None."""
+    averaged weights (WeightAverage), or None."""
     files = {"model.safetensors": {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()},
              "best.safetensors": {k: v.contiguous() for k, v in best_state.items()},
              "optimizer.safetensors": _flatten_optimizer(optimizer), "random.safetensors": random_states,

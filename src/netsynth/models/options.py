@@ -41,7 +41,7 @@ class TrainSettings:
     dp_delta: float | None = None  # None: 1 / (10 x the training flows), well below 1 / n
     dp_max_grad_norm: float = 1.0  # per-flow gradient clipping bound of DP-SGD
     compile: bool = False  # llama: the loss through torch.compile (netsynth.train); off: on small sets it costs more than it saves
-    ema: bool = False  # validate and end with an exponential moving average of the weights (netsynth.train.Trainer.averaging)
+    ema: bool = False  # validate and end with an exponential moving average of the weights (netsynth.train.WeightAverage)
 
     def delta_for(self, n_flows: int) -> float:
         """The DP delta for a training set of `n_flows`: dp_delta, or 1 / (10 n) where none was given."""
