@@ -77,3 +77,12 @@ def test_a_benchmark_on_too_few_captures_names_the_file_and_the_way_out(capsys, 
     line = err.strip().splitlines()[-1]  # after the benchmark's progress line "[time] split ..."
     assert code == 2 and line.startswith(f"error: {path}: 3 captures (groups) are too few to split by capture with test_size 0.2")
     assert "at least 5 are needed" in line and "without --group-column" in line
+
+
+def test_a_benchmark_on_a_class_of_one_flow_names_the_class_and_the_way_out(capsys, tmp_path):
+    flows = FlowSet.from_signed([[100 + i % 7, -60] + [0] * 8 for i in range(12)], ["a"] * 6 + ["b"] * 5 + ["lone"])
+    path = str(flows.write(tmp_path / "lone.parquet"))
+    code, _, err = run(capsys, "benchmark", path, "-o", str(tmp_path / "out"), "--models", "markov", "--quick")
+    line = err.strip().splitlines()[-1]
+    assert code == 2 and line.startswith(f"error: {path}: cannot split stratified by class")
+    assert "classes ['lone'] have a single flow (netsynth ingest --min-flows 2 drops such classes)" in line

@@ -194,6 +194,14 @@ def test_min_flows_drops_small_classes_and_says_which(tmp_path):
     pd.DataFrame(rows).to_json(tmp_path / "t.json", orient="records")
     flows, report = ingest([tmp_path / "t.json"], label_from="column:label", columns=TableColumns(sequence="seq"), min_flows=2)
     assert flows.classes == ("big", "mid") and report.dropped_small_classes == {"small": 1}
+    # counted over every input: "mid" has 3 flows in the table and 2 in a FlowSet, "other" 1 in the FlowSet alone
+    FlowSet.from_signed([[7] + [0] * 9, [7] + [0] * 9, [9] + [0] * 9], ["mid", "mid", "other"]).write(tmp_path / "f.parquet")
+    flows, report = ingest([tmp_path / "t.json", tmp_path / "f.parquet"], label_from="column:label",
+                           columns=TableColumns(sequence="seq"), min_flows=4)
+    assert flows.class_counts() == {"big": 5, "mid": 5} and report.flows_kept == 10
+    assert report.dropped_small_classes == {"other": 1, "small": 1}
+    with pytest.raises(NetsynthError, match="t.json: every class has fewer than --min-flows 6 flows"):
+        ingest([tmp_path / "t.json"], label_from="column:label", columns=TableColumns(sequence="seq"), min_flows=6)
 
 
 def test_ndpi_labels_name_the_application(demo_dir):

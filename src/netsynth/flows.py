@@ -216,7 +216,9 @@ class FlowSet:
             try:
                 train_idx, test_idx = train_test_split(idx, test_size=test_size, random_state=seed, stratify=self.codes)
             except ValueError as e:
-                raise NetsynthError(f"cannot split stratified by class: {e}") from None
+                few = sorted(c for c, n in self.class_counts().items() if n < 2)
+                hint = f"; classes {few} have a single flow (netsynth ingest --min-flows 2 drops such classes)" if few else ""
+                raise NetsynthError(f"cannot split stratified by class: {e}{hint}") from None
         return self.take(np.sort(train_idx)), self.take(np.sort(test_idx))
 
     def _splits_every_class(self, train_idx: np.ndarray, test_idx: np.ndarray) -> bool:

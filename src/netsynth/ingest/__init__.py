@@ -203,12 +203,27 @@ class _Reading:
         if flowsets:
             parts += flowsets
             report.flows_kept += sum(len(f) for f in flowsets)
-        flows = FlowSet.concat(parts) if len(parts) > 1 else parts[0]
+        source = report.inputs_read[0] if len(report.inputs_read) == 1 else f"{len(report.inputs_read)} inputs"
+        flows = _drop_small_classes(FlowSet.concat(parts) if len(parts) > 1 else parts[0], min_flows, report, source)
         if len(flows.classes) < 2:
-            source = report.inputs_read[0] if len(report.inputs_read) == 1 else f"{len(report.inputs_read)} inputs"
             raise NetsynthError(f"{source}: labels have a single class ({flows.classes[0]!r}); "
                                 "a class-conditioned model needs at least two")
         return flows
+
+
+def _drop_small_classes(flows: FlowSet, min_flows: int, report: IngestReport, source: str) -> FlowSet:
+    """`flows` without the classes of fewer than `min_flows` flows, counted over every input (captures, tables and
+    FlowSets alike), with the dropped counts in the report."""
+    counts = flows.present_counts()
+    small = {c: k for c, k in counts.items() if k < min_flows}
+    report.dropped_small_classes = dict(sorted(small.items()))
+    if not small:
+        return flows
+    if len(small) == len(counts):
+        raise NetsynthError(f"{source}: every class has fewer than --min-flows {min_flows} flows: "
+                            f"{report.dropped_small_classes}")
+    report.flows_kept -= sum(small.values())
+    return flows.select([c for c in flows.classes if c in counts and c not in small])
 
 
 class _Done:

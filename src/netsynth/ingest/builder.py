@@ -5,7 +5,6 @@ counting of what was dropped happen in one place.
 """
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -91,27 +90,18 @@ class FlowBuilder:
         self._services.append(None if service is None else (int(service[0]), int(service[1])))
 
     def build(self, min_flows: int = 1, meta: dict | None = None) -> FlowSet:
-        counts = Counter(self._labels)
-        small = {c: k for c, k in counts.items() if k < min_flows}
-        self.report.dropped_small_classes = dict(sorted(small.items()))
-        keep = [i for i, lab in enumerate(self._labels) if lab not in small]
-        if not keep:
+        """The flows added so far; `min_flows` goes to the meta (ingest applies it over every input at once)."""
+        if not self._labels:
             raise NetsynthError("every flow was filtered out: " + self.summary_line())
-        labels = [self._labels[i] for i in keep]
-        groups = None
-        if all(self._groups[i] is not None for i in keep):
-            groups = np.array([self._groups[i] for i in keep], dtype=object)
-        iat = None
-        if all(self._iat[i] is not None for i in keep):
-            iat = np.stack([self._iat[i] for i in keep])
-        service = None
-        if all(self._services[i] is not None for i in keep):
-            service = np.array([self._services[i] for i in keep], dtype=np.int32)
-        self.report.flows_kept = len(keep)
+        known = lambda values: all(v is not None for v in values)  # noqa: E731
+        groups = np.array(self._groups, dtype=object) if known(self._groups) else None
+        iat = np.stack(self._iat) if known(self._iat) else None
+        service = np.array(self._services, dtype=np.int32) if known(self._services) else None
+        self.report.flows_kept = len(self._labels)
         meta = {"options": {"n_packets": self.options.n_packets, "keep_empty": self.options.keep_empty,
                             "max_size": self.options.max_size, "min_flows": min_flows}, **(meta or {})}
-        return FlowSet.from_labels(np.stack([self._size[i] for i in keep]), np.stack([self._direction[i] for i in keep]),
-                                   labels, classes=sorted(set(labels)), group=groups, iat=iat, service=service,
+        return FlowSet.from_labels(np.stack(self._size), np.stack(self._direction), self._labels,
+                                   classes=sorted(set(self._labels)), group=groups, iat=iat, service=service,
                                    meta=meta)
 
     def summary_line(self) -> str:
