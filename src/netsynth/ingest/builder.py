@@ -93,10 +93,9 @@ class FlowBuilder:
         """The flows added so far; `min_flows` goes to the meta (ingest applies it over every input at once)."""
         if not self._labels:
             raise NetsynthError("every flow was filtered out: " + self.summary_line())
-        known = lambda values: all(v is not None for v in values)  # noqa: E731
-        groups = np.array(self._groups, dtype=object) if known(self._groups) else None
-        iat = np.stack(self._iat) if known(self._iat) else None
-        service = np.array(self._services, dtype=np.int32) if known(self._services) else None
+        groups = np.array(self._groups, dtype=object) if _every_known(self._groups) else None
+        iat = np.stack(self._iat) if _every_known(self._iat) else None
+        service = np.array(self._services, dtype=np.int32) if _every_known(self._services) else None
         self.report.flows_kept = len(self._labels)
         meta = {"options": {"n_packets": self.options.n_packets, "keep_empty": self.options.keep_empty,
                             "max_size": self.options.max_size, "min_flows": min_flows}, **(meta or {})}
@@ -108,3 +107,8 @@ class FlowBuilder:
         r = self.report
         return (f"{r.flows_seen} flows seen, {r.dropped_empty} had no packet left, "
                 f"{r.dropped_unlabeled} had no label, {sum(r.dropped_small_classes.values())} were in small classes")
+
+
+def _every_known(values: list) -> bool:
+    """Whether every flow has the field: a FlowSet keeps a per-flow field only where all flows have it."""
+    return all(v is not None for v in values)
