@@ -6,7 +6,8 @@ within each class, or only draws more flows of the classes that repeat.
 The privacy audit's `exact_copies_long` (synthetic flows of 4+ packets found verbatim in the training split) is
 compared there with one base rate over the whole test split, whose class mix is not the synthetic set's. Here both
 are taken per class and weighted alike, by each class's long training flows (what a model that learned every class's
-distribution would draw, given the training class counts); classes without a long test flow are left out.
+distribution would draw, given the training class counts); a class without a long test flow or a long synthetic
+flow is left out.
 """
 import argparse
 
@@ -47,4 +48,4 @@ test_rate, synth_rate = np.average(np.array(rates), axis=0, weights=weights)
 print(f"overall: synthetic {copied['synth'][long['synth']].mean():.3f}, real test flows (the audit's base rate) "
       f"{copied['test'][long['test']].mean():.3f}")
 print(f"each class weighted by its long training flows: synthetic {synth_rate:.3f}, real test flows {test_rate:.3f} "
-      f"({sum(weights)} of {long['train'].sum()} long training flows in classes with long test flows)")
+      f"({sum(weights)} of {long['train'].sum()} long training flows in the classes compared)")
