@@ -204,6 +204,21 @@ def test_min_flows_drops_small_classes_and_says_which(tmp_path):
         ingest([tmp_path / "t.json"], label_from="column:label", columns=TableColumns(sequence="seq"), min_flows=6)
 
 
+def test_flowsets_merge_only_with_inputs_of_their_packets_per_flow(tmp_path):
+    pd.DataFrame([{"seq": [10, -20], "label": x} for x in "ab"]).to_json(tmp_path / "t.json", orient="records")
+    for name, n in (("f20", 20), ("g20", 20)):
+        FlowSet.from_signed([[5, -6] + [0] * (n - 2)] * 2, ["a", "c"]).write(tmp_path / f"{name}.parquet")
+    merged, _ = ingest([tmp_path / "f20.parquet", tmp_path / "g20.parquet"])  # the same N: merged as they are
+    assert merged.n_packets == 20 and merged.class_counts() == {"a": 2, "c": 2}
+    with pytest.raises(NetsynthError, match=r"different packets per flow cannot be merged \(.*f20.parquet: 20, the "
+                                            r"captures and tables \(--packets\): 10\); --packets applies to captures"):
+        ingest([tmp_path / "t.json", tmp_path / "f20.parquet"], label_from="column:label",
+               columns=TableColumns(sequence="seq"))
+    both, _ = ingest([tmp_path / "t.json", tmp_path / "f20.parquet"], IngestOptions(n_packets=20),
+                     label_from="column:label", columns=TableColumns(sequence="seq"))
+    assert both.n_packets == 20 and len(both) == 4
+
+
 def test_ndpi_labels_name_the_application(demo_dir):
     flows, _ = ingest([demo_dir / "remote-shell"], label_from="ndpi", workers=1)
     assert {"DNS", "SSH"} <= set(flows.classes)

@@ -130,12 +130,13 @@ class _Reading:
         return captures, others
 
     def tables(self, others: list, columns: TableColumns) -> list[FlowSet]:
-        """Read MIRAGE JSON and tables into the builder; returns the FlowSets (netsynth's own Parquet) as they are."""
+        """Read MIRAGE JSON and tables into the builder; returns (path, FlowSet) of the FlowSets (netsynth's own
+        Parquet), as they are."""
         flowsets = []
         for path, root, kind in others:
             try:
                 if kind == "flowset":
-                    flowsets.append(FlowSet.read(path))
+                    flowsets.append((path, FlowSet.read(path)))
                     self.report.inputs_read.append(str(path))
                     continue
                 if kind == "mirage":
@@ -186,7 +187,8 @@ class _Reading:
                 label = (None if app in UNKNOWN_NDPI else app) if want_ndpi else file_label
                 self.builder.add(sizes, dirs, label, group, iat, service)
 
-    def flows(self, paths: Sequence[str | os.PathLike], flowsets: list[FlowSet], min_flows: int) -> FlowSet:
+    def flows(self, paths: Sequence[str | os.PathLike], flowsets: list[tuple[Path, FlowSet]],
+              min_flows: int) -> FlowSet:
         """The built flows and the FlowSets read as they are, as one FlowSet of at least two classes."""
         report = self.report
         if not report.inputs_read:
@@ -201,14 +203,27 @@ class _Reading:
             parts.append(self.builder.build(min_flows=min_flows, meta={"sources": [str(p) for p in paths],
                                                                        "provenance": provenance}))
         if flowsets:
-            parts += flowsets
-            report.flows_kept += sum(len(f) for f in flowsets)
+            _check_lengths(flowsets, self.builder.options.n_packets if report.flows_seen else None)
+            parts += [f for _, f in flowsets]
+            report.flows_kept += sum(len(f) for _, f in flowsets)
         source = report.inputs_read[0] if len(report.inputs_read) == 1 else f"{len(report.inputs_read)} inputs"
         flows = _drop_small_classes(FlowSet.concat(parts) if len(parts) > 1 else parts[0], min_flows, report, source)
         if len(flows.classes) < 2:
             raise NetsynthError(f"{source}: labels have a single class ({flows.classes[0]!r}); "
                                 "a class-conditioned model needs at least two")
         return flows
+
+
+def _check_lengths(flowsets: list[tuple[Path, FlowSet]], n_packets: int | None) -> None:
+    """FlowSet inputs keep their packets per flow (N), so they merge only with inputs of the same N: the captures and
+    tables read with `--packets` (`n_packets`, None where there are none) and the other FlowSets."""
+    lengths = {str(path): f.n_packets for path, f in flowsets}
+    if n_packets is not None:
+        lengths["the captures and tables (--packets)"] = n_packets
+    if len(set(lengths.values())) > 1:
+        listed = ", ".join(f"{name}: {n}" for name, n in lengths.items())
+        raise NetsynthError(f"inputs of different packets per flow cannot be merged ({listed}); --packets applies to "
+                            "captures and tables, a FlowSet keeps its own")
 
 
 def _drop_small_classes(flows: FlowSet, min_flows: int, report: IngestReport, source: str) -> FlowSet:
