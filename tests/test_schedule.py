@@ -86,8 +86,8 @@ def test_a_run_killed_in_its_cool_down_resumes_to_the_uninterrupted_model(monkey
 
 
 def reference_average(steps: list[torch.Tensor]) -> list[torch.Tensor]:
-    """The average after every optimizer step, written out: after step t it moves (1 + (t - 1))^(-2/3) of the way
-    to the weights (all of the way at the first step), its decay capped at 0.9999."""
+    """The average after every optimizer step, written out: after step t it moves t^(-2/3) of the way to the
+    weights (all of the way at the first step), its decay capped at 0.9999."""
     averages, average = [], None
     for t, weights in enumerate(steps, start=1):
         decay = 0.0 if t == 1 else min(0.9999, 1 - t ** (-2 / 3))
